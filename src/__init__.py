@@ -1,0 +1,1 @@
+"""DCGAN (Radford, Metz & Chintala, 2015) for MindSpore."""

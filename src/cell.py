@@ -1,0 +1,44 @@
+"""The two DCGAN losses, written as loss cells: the readable definition of what each network minimises.
+
+D outputs logits. Both losses use BCE-with-logits, log(1 + exp(-|x|)) + max(x, 0) - x*y, which is finite for any
+logit; the sigmoid + BCE of the references takes log(0) once D saturates and then yields inf/NaN gradients.
+The generator uses the paper's non-saturating loss: maximise log D(G(z)) rather than minimise log(1 - D(G(z))).
+Each cell also returns the mean D probabilities that the training log reports, as auxiliary outputs.
+"""
+import mindspore.nn as nn
+import mindspore.ops as ops
+
+
+def bce_with_logits(logits, target):
+    """Mean binary cross-entropy of the sigmoid of `logits` against a constant 0/1 target."""
+    targets = ops.fill(logits.dtype, logits.shape, target)
+    return ops.binary_cross_entropy_with_logits(logits, targets, ops.ones_like(logits), ops.ones_like(logits))
+
+
+class WithLossCellD(nn.Cell):
+    """Discriminator loss: -log D(x) - log(1 - D(G(z))), on a real batch and a (detached) fake batch.
+
+    Returns (loss, mean D(x), mean D(G(z))).
+    """
+
+    def __init__(self, netD):
+        super().__init__(auto_prefix=False)
+        self.netD = netD
+
+    def construct(self, real, fake):
+        logits_real = self.netD(real)
+        logits_fake = self.netD(fake)
+        loss = bce_with_logits(logits_real, 1.0) + bce_with_logits(logits_fake, 0.0)
+        return loss, ops.sigmoid(logits_real).mean(), ops.sigmoid(logits_fake).mean()
+
+
+class WithLossCellG(nn.Cell):
+    """Generator loss (non-saturating): -log D(fake), where fake = G(z). Returns (loss, mean D(G(z)))."""
+
+    def __init__(self, netD):
+        super().__init__(auto_prefix=False)
+        self.netD = netD
+
+    def construct(self, fake):
+        logits = self.netD(fake)
+        return bce_with_logits(logits, 1.0), ops.sigmoid(logits).mean()

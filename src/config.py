@@ -1,0 +1,115 @@
+"""Training configuration: one dict per dataset, overridden by the command line.
+
+The dict gives a dataset's sensible defaults (image size, epochs, batch size); every value can be overridden by
+the flag of the same name. The resolved config is written to the run directory as config.json, so a run explains
+itself and --resume needs no options repeated. Nothing here imports MindSpore: train.py parses arguments before
+MindSpore starts, because some CPU settings must be in the environment before it loads (see src/device.py).
+"""
+import argparse
+
+from src.errors import UserError
+
+DATASET_NAMES = ("digits", "fake", "auto", "folder", "imagenet", "cifar10", "mnist", "celeba", "lsun", "lfw")
+DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
+IMAGE_SIZES = (32, 64)
+
+# The paper's and the model zoo's hyper-parameters, shared by every dataset.
+COMMON = dict(
+    image_size=32, nz=100, ngf=64, ndf=64, nc=None,  # nc=None: the dataset's own channel count
+    batch_size=128, lr=2e-4, beta1=0.5, epoch_size=20, max_steps=0,  # max_steps=0: no cap, run every epoch
+    seed=1, log_interval=50, sample_interval=500, save_checkpoint_steps=1000, keep_checkpoint_max=5,
+    num_parallel_workers=2,
+)
+
+CONFIGS = {
+    # The built-in demo: 1,797 8x8 digits from scikit-learn upscaled to 32 px. Narrower nets than the model zoo's
+    # so that a 2-core CPU draws recognisable digits within about 10 minutes.
+    "digits": dict(COMMON, ngf=32, ndf=32, batch_size=64, epoch_size=60, log_interval=28, sample_interval=280,
+                   save_checkpoint_steps=560),
+    "fake": dict(COMMON, epoch_size=1, log_interval=1, sample_interval=10, save_checkpoint_steps=10),
+    "auto": dict(COMMON),
+    "folder": dict(COMMON),
+    "imagenet": dict(COMMON),  # the model zoo's ImageNet run: 32 px, 20 epochs
+    "cifar10": dict(COMMON),
+    "mnist": dict(COMMON, epoch_size=5),
+    "celeba": dict(COMMON, image_size=64, epoch_size=5),  # the pytorch example's 64 px face run
+    "lsun": dict(COMMON, image_size=64, epoch_size=1),  # the paper trains LSUN bedrooms for ~1 epoch
+    "lfw": dict(COMMON, image_size=64, epoch_size=25),
+}
+
+# Built-in datasets are generated in memory and need no --data_path.
+BUILT_IN = ("digits", "fake")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as a UserError (one line, exit code 2) instead of printing usage."""
+
+    def error(self, message):
+        raise UserError(message)
+
+
+def train_parser():
+    p = ArgumentParser(description="Train DCGAN (Radford et al. 2015) with MindSpore.")
+    p.add_argument("--dataset", default="digits",
+                   help="one of: " + ", ".join(DATASET_NAMES) + " (default: digits, built in)")
+    p.add_argument("--data_path", default=None, help="dataset location (not needed for digits and fake)")
+    p.add_argument("--output_path", default="./runs/dcgan", help="the run directory (created if missing)")
+    p.add_argument("--device_target", default="CPU", help="CPU, GPU or Ascend")
+    p.add_argument("--device_id", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run found in --output_path")
+    p.add_argument("--netG", default=None, help="warm-start the generator from this checkpoint")
+    p.add_argument("--netD", default=None, help="warm-start the discriminator from this checkpoint")
+    p.add_argument("--mode", choices=("graph", "pynative"), default="graph", help="MindSpore execution mode")
+    ints = ("epoch_size", "batch_size", "image_size", "nz", "ngf", "ndf", "nc", "seed", "max_steps", "log_interval",
+            "sample_interval", "save_checkpoint_steps", "keep_checkpoint_max", "num_parallel_workers")
+    for name in ints:
+        p.add_argument("--" + name, type=int, default=None)
+    for name in ("lr", "beta1"):
+        p.add_argument("--" + name, type=float, default=None)
+    return p
+
+
+# What a resumed run may change on its command line; everything else comes from the run's config.json.
+RESUMABLE_OVERRIDES = ("data_path", "device_target", "device_id", "mode", "epoch_size", "max_steps", "log_interval",
+                       "sample_interval", "save_checkpoint_steps", "keep_checkpoint_max", "num_parallel_workers")
+
+
+def parse_train_args(argv=None):
+    return train_parser().parse_args(argv)
+
+
+def resolve_train_config(args):
+    """Merge the parsed command line over the dataset's dict. Returns a plain dict."""
+    if args.dataset not in DATASET_NAMES:
+        raise UserError(f"unknown dataset '{args.dataset}'; choose one of: {', '.join(DATASET_NAMES)}")
+    if args.device_target not in DEVICE_TARGETS:
+        raise UserError(f"unknown device target '{args.device_target}'; choose one of: {', '.join(DEVICE_TARGETS)}")
+    cfg = dict(CONFIGS[args.dataset])
+    cfg.update({k: v for k, v in vars(args).items() if v is not None or k not in cfg})
+    check_config(cfg)
+    return cfg
+
+
+def check_config(cfg):
+    if cfg["image_size"] not in IMAGE_SIZES:
+        raise UserError(f"image size {cfg['image_size']} is not supported; choose 32 or 64")
+    if cfg["nc"] is not None and cfg["nc"] not in (1, 3):
+        raise UserError(f"--nc must be 1 or 3, not {cfg['nc']}")
+    if cfg["dataset"] not in BUILT_IN and not cfg["data_path"]:
+        raise UserError(f"dataset '{cfg['dataset']}' needs --data_path")
+    for name in ("batch_size", "epoch_size", "nz", "ngf", "ndf", "log_interval", "sample_interval",
+                 "save_checkpoint_steps", "keep_checkpoint_max", "num_parallel_workers"):
+        if cfg[name] < 1:
+            raise UserError(f"--{name} must be at least 1, not {cfg[name]}")
+    if cfg["max_steps"] < 0:
+        raise UserError(f"--max_steps must be 0 (no cap) or positive, not {cfg['max_steps']}")
+    if not (cfg["lr"] > 0 and 0 <= cfg["beta1"] < 1):
+        raise UserError(f"need --lr > 0 and 0 <= --beta1 < 1 (got {cfg['lr']}, {cfg['beta1']})")
+
+
+def resume_config(saved, args):
+    """The config of a resumed run: the saved one, with the few values that may change taken from the command line."""
+    cfg = dict(saved, resume=True, netG=None, netD=None)
+    cfg.update({k: getattr(args, k) for k in RESUMABLE_OVERRIDES if getattr(args, k) is not None})
+    check_config(cfg)
+    return cfg

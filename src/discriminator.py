@@ -1,0 +1,46 @@
+"""The DCGAN discriminator: a stack of strided convolutions ending in one logit per image.
+
+Paper rules: strided convolutions instead of pooling, BatchNorm everywhere but the input layer, LeakyReLU(0.2).
+It returns logits, not probabilities: the losses apply the sigmoid inside a numerically stable
+BCE-with-logits (see src/cell.py), which never takes log(0) when D saturates.
+"""
+import mindspore.nn as nn
+import mindspore.ops as ops
+
+# Channel multipliers of ndf per stage, from the input side; the 1-logit layer follows the last entry.
+STAGES = {32: (2, 4, 8), 64: (1, 2, 4, 8)}
+
+
+def down_block(in_channels, out_channels, batch_norm=True):
+    """Strided conv (k4 s2 p1: halves H and W) + optional BN + LeakyReLU(0.2)."""
+    layers = [nn.Conv2d(in_channels, out_channels, 4, 2, pad_mode="pad", padding=1, has_bias=False)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out_channels, momentum=0.9, eps=1e-5))
+    return layers + [nn.LeakyReLU(0.2)]
+
+
+class Discriminator(nn.Cell):
+    """Images (B, nc, S, S) -> logits (B,). `features` exposes every conv stage for the representation test."""
+
+    def __init__(self, image_size=32, ndf=64, nc=3):
+        super().__init__()
+        widths = [ndf * m for m in STAGES[image_size]]
+        blocks = [nn.SequentialCell(down_block(nc, widths[0], batch_norm=False))]
+        for cin, cout in zip(widths, widths[1:]):
+            blocks.append(nn.SequentialCell(down_block(cin, cout)))
+        self.blocks = nn.CellList(blocks)
+        # 4x4 -> 1x1, one logit: no BN, no activation.
+        self.head = nn.Conv2d(widths[-1], 1, 4, 1, pad_mode="valid", has_bias=False)
+
+    def construct(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return ops.reshape(self.head(x), (-1,))
+
+    def features(self, x):
+        """The activations of every conv stage (used by verify.py's feature extractor)."""
+        outputs = []
+        for block in self.blocks:
+            x = block(x)
+            outputs.append(x)
+        return outputs

@@ -1,0 +1,85 @@
+"""The run directory: everything one training run leaves behind, so it can be inspected, resumed or evaluated.
+
+  config.json     the resolved configuration (what --resume reads back)
+  train.log       the text log (also printed)
+  metrics.jsonl   one JSON object per logged step: step, epoch, loss_d, loss_g, D(x), D(G(z)), images/s
+  real_samples.png, samples/fake_step_N.png, samples/fake_epoch_N.png   image grids
+  ckpt/           checkpoints (see src/checkpoint.py)
+"""
+import json
+import logging
+import os
+import sys
+
+from src.errors import UserError
+
+CONFIG_FILE = "config.json"
+LOG_FILE = "train.log"
+METRICS_FILE = "metrics.jsonl"
+SAMPLES_DIR = "samples"
+
+
+def prepare(run_dir):
+    """Create the run directory (and samples/) or fail with a UserError if it cannot be written."""
+    try:
+        os.makedirs(os.path.join(run_dir, SAMPLES_DIR), exist_ok=True)
+        probe = os.path.join(run_dir, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        raise UserError(f"cannot write to output path {run_dir}: {error.strerror}") from None
+    return run_dir
+
+
+def write_config(run_dir, cfg):
+    tmp = os.path.join(run_dir, CONFIG_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+    os.replace(tmp, os.path.join(run_dir, CONFIG_FILE))
+
+
+def read_config(run_dir):
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise UserError(f"no run to resume in {run_dir} (no {CONFIG_FILE})")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read {path}: {error}") from None
+
+
+def open_log(run_dir, name="dcgan"):
+    """A logger writing to stdout and to the run's train.log (appending, so a resumed run keeps its history)."""
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    logger.handlers.clear()
+    logger.propagate = False
+    formatter = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(os.path.join(run_dir, LOG_FILE))):
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    return logger
+
+
+class MetricsWriter:
+    """Appends one JSON line per record to metrics.jsonl, flushed at once so a crash loses nothing logged."""
+
+    def __init__(self, run_dir, resume_step=None):
+        self.path = os.path.join(run_dir, METRICS_FILE)
+        if resume_step is not None:
+            self._truncate_after(resume_step)
+
+    def _truncate_after(self, step):
+        """On resume, drop records of steps the checkpoint does not contain (they will be recomputed)."""
+        if not os.path.exists(self.path):
+            return
+        with open(self.path) as f:
+            kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
+        with open(self.path, "w") as f:
+            f.writelines(kept)
+
+    def write(self, record):
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")

@@ -1,0 +1,184 @@
+"""The training loop: data -> D step -> G step -> log, samples, checkpoints (Algorithm 1, one device).
+
+Everything random is derived from --seed, so a run is reproducible and --resume continues it exactly:
+weights from one NumPy generator seeded once, the fixed noise from (seed, 1), the noise of step s from (seed, 2, s),
+and the data order of epoch e from the reader's shuffle seeded with seed + e (a resumed epoch skips the batches it
+already trained on).
+"""
+import math
+import os
+import time
+
+import numpy as np
+import mindspore as ms
+import mindspore.nn as nn
+
+from src import checkpoint, run_dir as rundir
+from src.dataset import create_dataset
+from src.dcgan import DCGAN
+from src.discriminator import Discriminator
+from src.errors import UserError
+from src.generator import Generator
+from src.init import init_weights
+from src.visuals import save_grid
+
+NUM_FIXED_NOISE = 64
+
+
+def build_networks(cfg):
+    """G and D of the configured architecture, initialised from the seed."""
+    rng = np.random.default_rng(cfg["seed"])
+    netG = Generator(cfg["image_size"], cfg["nz"], cfg["ngf"], cfg["nc"])
+    netD = Discriminator(cfg["image_size"], cfg["ndf"], cfg["nc"])
+    init_weights(netG, rng)
+    init_weights(netD, rng)
+    return netG, netD
+
+
+def step_noise(cfg, step):
+    """The latent batch of training step `step`: a pure function of (seed, step), so resume redraws it exactly."""
+    rng = np.random.default_rng([cfg["seed"], 2, step])
+    return ms.Tensor(rng.standard_normal((cfg["batch_size"], cfg["nz"], 1, 1)).astype(np.float32))
+
+
+def fixed_noise(cfg):
+    rng = np.random.default_rng([cfg["seed"], 1])
+    return rng.standard_normal((NUM_FIXED_NOISE, cfg["nz"], 1, 1)).astype(np.float32)
+
+
+def epoch_dataset(cfg, epoch):
+    ds, info = create_dataset(cfg["dataset"], cfg["data_path"], image_size=cfg["image_size"],
+                              batch_size=cfg["batch_size"], nc=cfg["nc"], shuffle=True,
+                              num_parallel_workers=cfg["num_parallel_workers"], seed=cfg["seed"] + epoch)
+    return ds, info
+
+
+def sample(netG, noise):
+    """G's images for `noise` with BN in inference mode (running statistics), as eval.py draws them."""
+    netG.set_train(False)
+    images = netG(ms.Tensor(noise)).asnumpy()
+    netG.set_train(True)
+    return images
+
+
+def format_duration(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class Trainer:
+    """Owns the networks, the compiled step and the run directory of one training run."""
+
+    def __init__(self, cfg, notes=()):
+        self.cfg = cfg
+        self.dir = rundir.prepare(cfg["output_path"])
+        if not cfg["resume"] and checkpoint.saved_steps(self.dir):
+            raise UserError(f"{self.dir} already holds a run with checkpoints; continue it with --resume "
+                            f"or choose another --output_path")
+        self.log = rundir.open_log(self.dir)
+        # Read the data first: a bad path or a too-small dataset fails here, before any compilation.
+        self.dataset, info = epoch_dataset(cfg, 0)
+        cfg["dataset"], cfg["nc"] = info.name, info.nc
+        self.steps_per_epoch = info.batches_per_epoch
+        self.total_steps = cfg["epoch_size"] * self.steps_per_epoch
+        if cfg["max_steps"]:
+            self.total_steps = min(self.total_steps, cfg["max_steps"])
+        self.netG, self.netD = build_networks(cfg)
+        self.optimizerG = nn.Adam(self.netG.trainable_params(), learning_rate=cfg["lr"], beta1=cfg["beta1"])
+        self.optimizerD = nn.Adam(self.netD.trainable_params(), learning_rate=cfg["lr"], beta1=cfg["beta1"])
+        self.train_step = DCGAN(self.netG, self.netD, self.optimizerG, self.optimizerD)
+        self.train_step.set_train(True)
+        self.step, self.fixed_noise = 0, fixed_noise(cfg)
+        if cfg["resume"]:
+            self._resume()
+        else:
+            self._warm_start()
+        rundir.write_config(self.dir, cfg)
+        self.metrics = rundir.MetricsWriter(self.dir, resume_step=self.step if cfg["resume"] else None)
+        self._log_header(info, notes)
+
+    def _resume(self):
+        steps = checkpoint.saved_steps(self.dir)
+        if not steps:
+            raise UserError(f"no checkpoint to resume from in {os.path.join(self.dir, checkpoint.CKPT_DIR)}")
+        path = checkpoint.ckpt_path(self.dir, "train_state", steps[-1])
+        self.step, _, self.fixed_noise = checkpoint.load_training_state(
+            path, self.netG, self.netD, self.optimizerG, self.optimizerD)
+        self.log.info(f"resumed from {path} at step {self.step}")
+
+    def _warm_start(self):
+        for path, net in ((self.cfg["netG"], self.netG), (self.cfg["netD"], self.netD)):
+            if path:
+                checkpoint.load_network(path, net)
+                self.log.info(f"warm start: loaded {path}")
+
+    def _log_header(self, info, notes):
+        cfg = self.cfg
+        count = lambda net: sum(int(np.prod(p.shape)) for p in net.trainable_params())
+        self.log.info(f"DCGAN on {info.name}: {info.num_images} images, {cfg['image_size']} px, nc={cfg['nc']}; "
+                      f"device {cfg['device_target']}:{cfg['device_id']}, world size 1, batch {cfg['batch_size']}")
+        self.log.info(f"G {count(self.netG):,} parameters, D {count(self.netD):,}; {self.steps_per_epoch} steps/epoch, "
+                      f"{self.total_steps} steps in all; run directory {os.path.abspath(self.dir)}")
+        for note in notes:
+            if note:
+                self.log.info(note)
+
+    def run(self):
+        cfg, start_step = self.cfg, self.step
+        started = last_time = time.time()
+        last_step = self.step
+        while self.step < self.total_steps:
+            epoch = self.step // self.steps_per_epoch
+            dataset = self.dataset if epoch == 0 else epoch_dataset(cfg, epoch)[0]
+            done_in_epoch = self.step - epoch * self.steps_per_epoch
+            if done_in_epoch:
+                dataset = dataset.skip(done_in_epoch)
+            for (real,) in dataset.create_tuple_iterator(num_epochs=1):
+                if self.step == 0:
+                    save_grid(real.asnumpy()[:NUM_FIXED_NOISE], os.path.join(self.dir, "real_samples.png"))
+                loss_d, loss_g, d_x, d_gz1, d_gz2 = self.train_step(real, step_noise(cfg, self.step))
+                self.step += 1
+                if self.step % cfg["log_interval"] == 0 or self.step == self.total_steps:
+                    now = time.time()
+                    record = {"step": self.step, "epoch": epoch + 1, "loss_d": float(loss_d.asnumpy()),
+                              "loss_g": float(loss_g.asnumpy()), "d_x": float(d_x.asnumpy()),
+                              "d_g_z1": float(d_gz1.asnumpy()), "d_g_z2": float(d_gz2.asnumpy()),
+                              "images_per_s": round((self.step - last_step) * cfg["batch_size"] / (now - last_time), 1)}
+                    self._check_finite(record)
+                    self.metrics.write(record)
+                    eta = (now - started) / (self.step - start_step) * (self.total_steps - self.step)
+                    self.log.info(
+                        f"[{self.step}/{self.total_steps}] epoch {epoch + 1}/{cfg['epoch_size']} "
+                        f"{record['images_per_s']:.0f} img/s | loss_d {record['loss_d']:.4f} "
+                        f"loss_g {record['loss_g']:.4f} | D(x) {record['d_x']:.3f} "
+                        f"D(G(z)) {record['d_g_z1']:.3f}/{record['d_g_z2']:.3f} | ETA {format_duration(eta)}")
+                    last_time, last_step = time.time(), self.step
+                if self.step % cfg["sample_interval"] == 0:
+                    self._save_samples(f"fake_step_{self.step:08d}.png")
+                if self.step % cfg["save_checkpoint_steps"] == 0:
+                    self._save_checkpoint(epoch)
+                if self.step >= self.total_steps:
+                    break
+            if self.step % self.steps_per_epoch == 0:
+                self._save_samples(f"fake_epoch_{epoch + 1:04d}.png")
+        if self.step not in checkpoint.saved_steps(self.dir):
+            self._save_checkpoint(self.step // self.steps_per_epoch)
+        latest = self._save_samples("fake_latest.png")
+        self.log.info(f"done: {self.step} steps in {format_duration(time.time() - started)}; samples {latest}; "
+                      f"generator {checkpoint.ckpt_path(self.dir, 'generator', self.step)}")
+        return self.step
+
+    def _check_finite(self, record):
+        if not all(math.isfinite(record[k]) for k in ("loss_d", "loss_g")):
+            raise RuntimeError(f"training diverged at step {self.step}: loss_d {record['loss_d']}, "
+                               f"loss_g {record['loss_g']}; the last good checkpoint is kept in "
+                               f"{os.path.join(self.dir, checkpoint.CKPT_DIR)}")
+
+    def _save_samples(self, name):
+        return save_grid(sample(self.netG, self.fixed_noise),
+                         os.path.join(self.dir, rundir.SAMPLES_DIR, name), columns=8)
+
+    def _save_checkpoint(self, epoch):
+        checkpoint.save_training_checkpoint(self.dir, self.step, epoch, self.cfg, self.netG, self.netD,
+                                            self.optimizerG, self.optimizerD, ms.Tensor(self.fixed_noise))
+        checkpoint.remove_old_checkpoints(self.dir, self.cfg["keep_checkpoint_max"])

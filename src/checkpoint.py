@@ -17,8 +17,6 @@ from src.errors import UserError
 
 CKPT_DIR = "ckpt"
 KINDS = ("generator", "discriminator", "train_state")
-# Groups of the training-state file; optimizers share parameter names (beta1_power, ...), hence the prefixes.
-STATE_GROUPS = ("G", "D", "optG", "optD")
 
 
 def ckpt_path(run_dir, kind, step):
@@ -42,16 +40,46 @@ def atomic_save(save_obj, path, append_dict=None):
     os.replace(tmp, path)
 
 
+def network_entries(net):
+    """(name, parameter) of every weight and BN statistic, named by position in the network ('main.0.weight').
+
+    MindSpore renames parameters when a network is placed inside another cell or compiled ('netG.main.0.weight'),
+    so checkpoints use these structural names, which stay the same however the network is wrapped.
+    """
+    return list(net.parameters_and_names())
+
+
+def optimizer_entries(optimizer, net):
+    """(name, parameter) of an Adam optimizer's state, the moments named after the weight they belong to."""
+    weight_names = {id(p): name for name, p in net.parameters_and_names()}
+    entries = [(name, getattr(optimizer, name)) for name in ("global_step", "beta1_power", "beta2_power")]
+    for slot in ("moment1", "moment2"):
+        entries += [(f"{slot}.{weight_names[id(p)]}", moment)
+                    for p, moment in zip(optimizer.parameters, getattr(optimizer, slot))]
+    return entries
+
+
+def state_entries(netG, netD, optimizerG, optimizerD):
+    """Every parameter of the training state, with group prefixes (the two optimizers share slot names)."""
+    groups = {"G": network_entries(netG), "D": network_entries(netD),
+              "optG": optimizer_entries(optimizerG, netG), "optD": optimizer_entries(optimizerD, netD)}
+    return [(f"{group}/{name}", p) for group, entries in groups.items() for name, p in entries]
+
+
+def as_save_list(entries):
+    return [{"name": name, "data": p} for name, p in entries]
+
+
 def save_training_checkpoint(run_dir, step, epoch, cfg, netG, netD, optimizerG, optimizerD, fixed_noise):
     """Save the three checkpoints of `step`."""
     os.makedirs(os.path.join(run_dir, CKPT_DIR), exist_ok=True)
     g_arch = {"net": "G", "image_size": cfg["image_size"], "nz": cfg["nz"], "ngf": cfg["ngf"], "nc": cfg["nc"]}
     d_arch = {"net": "D", "image_size": cfg["image_size"], "ndf": cfg["ndf"], "nc": cfg["nc"]}
-    atomic_save(netG, ckpt_path(run_dir, "generator", step), append_dict=dict(g_arch, step=step))
-    atomic_save(netD, ckpt_path(run_dir, "discriminator", step), append_dict=dict(d_arch, step=step))
-    state = []
-    for group, cell in zip(STATE_GROUPS, (netG, netD, optimizerG, optimizerD)):
-        state += [{"name": f"{group}/{p.name}", "data": p} for p in cell.get_parameters()]
+    atomic_save(as_save_list(network_entries(netG)), ckpt_path(run_dir, "generator", step),
+                append_dict=dict(g_arch, step=step))
+    atomic_save(as_save_list(network_entries(netD)), ckpt_path(run_dir, "discriminator", step),
+                append_dict=dict(d_arch, step=step))
+    state = as_save_list(state_entries(netG, netD, optimizerG, optimizerD))
     state.append({"name": "fixed_noise", "data": fixed_noise})
     atomic_save(state, ckpt_path(run_dir, "train_state", step),
                 append_dict={"step": step, "epoch": epoch, "seed": cfg["seed"]})
@@ -76,29 +104,29 @@ def read_checkpoint(path):
         raise UserError(f"cannot read checkpoint {path}: {str(error).splitlines()[0]}") from None
 
 
-def load_into(cell, params, source):
-    """Load `params` into `cell`, refusing any missing or mis-shaped parameter with a message naming it."""
-    for p in cell.get_parameters():
-        if p.name not in params:
-            raise UserError(f"{source} has no parameter '{p.name}': it is not a checkpoint of this network")
-        if tuple(params[p.name].shape) != tuple(p.shape):
-            raise UserError(f"{source}: parameter '{p.name}' has shape {tuple(params[p.name].shape)}, "
-                            f"this network needs {tuple(p.shape)} (another image size or width?)")
-    ms.load_param_into_net(cell, {p.name: params[p.name] for p in cell.get_parameters()}, strict_load=True)
+def assign(entries, params, source):
+    """Copy `params[name]` into each (name, parameter) of `entries`, refusing a missing or mis-shaped one."""
+    for name, p in entries:
+        if name not in params:
+            raise UserError(f"{source} has no parameter '{name}': it is not a checkpoint of this network")
+        value = params[name]
+        if tuple(value.shape) != tuple(p.shape):
+            raise UserError(f"{source}: parameter '{name}' has shape {tuple(value.shape)}, this network needs "
+                            f"{tuple(p.shape)} (a checkpoint of another image size, width or nc?)")
+    for name, p in entries:
+        p.set_data(ms.Tensor(params[name].asnumpy(), p.dtype))
 
 
 def load_training_state(path, netG, netD, optimizerG, optimizerD):
     """Restore G, D and both optimizers from a train_state file. Returns (step, epoch, fixed_noise numpy)."""
     params = read_checkpoint(path)
-    for group, cell in zip(STATE_GROUPS, (netG, netD, optimizerG, optimizerD)):
-        prefix = group + "/"
-        load_into(cell, {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}, path)
+    assign(state_entries(netG, netD, optimizerG, optimizerD), params, path)
     return int(params["step"].asnumpy()), int(params["epoch"].asnumpy()), params["fixed_noise"].asnumpy()
 
 
 def load_network(path, net):
-    """Warm-start or evaluate: load a generator_/discriminator_ checkpoint (or any checkpoint of `net`)."""
-    load_into(net, read_checkpoint(path), path)
+    """Warm-start or evaluate: load a generator_/discriminator_ checkpoint into `net`."""
+    assign(network_entries(net), read_checkpoint(path), path)
 
 
 def network_architecture(path):

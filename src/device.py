@@ -5,8 +5,10 @@ AVX-512 unless its instruction set is capped at AVX2 (measured on a 2-core Xeon 
 per step for a narrow DCGAN). oneDNN reads the cap once, when MindSpore first runs a kernel, so
 `prepare_cpu_environment` must run before MindSpore is imported.
 """
+import contextlib
 import os
 import sys
+import tempfile
 
 from src.errors import UserError
 
@@ -30,8 +32,33 @@ def set_device(device_target, device_id=0, mode="graph"):
     import mindspore as ms
 
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
-    try:
-        ms.set_device(device_target, device_id)
-    except (RuntimeError, ValueError) as error:
+    with captured_stderr() as log:
+        try:
+            ms.set_device(device_target, device_id)
+            failure = None
+        except (RuntimeError, ValueError) as error:
+            failure = str(error).splitlines()[0]
+    if failure:
+        # MindSpore has also logged a page about missing CUDA/CANN libraries: the one line below says it all.
         raise UserError(f"device target {device_target} is not available in this MindSpore installation "
-                        f"({str(error).splitlines()[0]})") from None
+                        f"({failure})")
+    sys.stderr.write("".join(log))
+
+
+@contextlib.contextmanager
+def captured_stderr():
+    """Capture what is written to file descriptor 2 (MindSpore's C++ and Python logs); yields a list that holds
+    the captured text once the block ends."""
+    captured = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            captured.append(capture.read())

@@ -3,7 +3,9 @@
   config.json     the resolved configuration (what --resume reads back)
   train.log       the text log (also printed)
   metrics.jsonl   one JSON object per logged step: step, epoch, loss_d, loss_g, D(x), D(G(z)), images/s
-  real_samples.png, samples/fake_step_N.png, samples/fake_epoch_N.png   image grids
+  real_samples.png     a grid of the first real batch
+  samples/             fixed-noise grids: fake_step_N.png every --sample_interval steps,
+                       fake_epoch_E_step_N.png at each epoch end, fake_latest.png at the end
   ckpt/           checkpoints (see src/checkpoint.py)
 """
 import json

@@ -160,7 +160,7 @@ class Trainer:
                 if self.step >= self.total_steps:
                     break
             if self.step % self.steps_per_epoch == 0:
-                self._save_samples(f"fake_epoch_{epoch + 1:04d}.png")
+                self._save_samples(f"fake_epoch_{epoch + 1:04d}_step_{self.step:08d}.png")
         if self.step not in checkpoint.saved_steps(self.dir):
             self._save_checkpoint(self.step // self.steps_per_epoch)
         latest = self._save_samples("fake_latest.png")

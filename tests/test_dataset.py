@@ -1,0 +1,438 @@
+"""src/dataset.py: every reader on tiny fixtures in the real on-disk formats (written by tests/fixtures.py)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from src.dataset import DATASETS, create_dataset, detect_format
+from src.errors import UserError
+from tests import fixtures as fx
+
+STEP = 1 / 127.5  # one uint8 level after scaling to [-1, 1]
+
+
+def level(value):
+    """A uint8 value as the pipeline scales it."""
+    return value / 127.5 - 1.0
+
+
+def all_batches(ds):
+    return [b[0] for b in ds.create_tuple_iterator(output_numpy=True, num_epochs=1)]
+
+
+def first_batch(ds):
+    return next(ds.create_tuple_iterator(output_numpy=True, num_epochs=1))[0]
+
+
+def check_batch(batch, batch_size, nc, image_size=32):
+    assert batch.shape == (batch_size, nc, image_size, image_size)
+    assert batch.dtype == np.float32
+    assert batch.min() >= -1.0 and batch.max() <= 1.0
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory):
+    # Every image is (R, G, B) = (255, 0, 128); a train and a test batch, 10,000 images each.
+    return fx.write_cifar10(tmp_path_factory.mktemp("cifar"), files=("data_batch_1", "test_batch"))
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    return fx.write_mnist(tmp_path / "mnist", n_train=4, n_test=2)
+
+
+def gray_levels(i):
+    """Image i is a flat grey of level 10 + 30 * i, so a batch says which images it holds."""
+    return fx.solid((10 + 30 * i,) * 3)
+
+
+def ids_of(batch):
+    """Image indices (see gray_levels) of a batch."""
+    return [int(round(((x.mean() + 1) * 127.5 - 10) / 30)) for x in batch]
+
+
+def test_importing_the_module_does_not_load_mindspore():
+    # src/device.py must set oneDNN variables before MindSpore loads; DATASETS and detect_format work without it.
+    code = "import sys, src.dataset; assert 'mindspore' not in sys.modules"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([sys.executable, "-c", code], cwd=repo, check=True)
+
+
+# --- one test per reader -----------------------------------------------------------------------------------------
+
+def test_cifar10_reads_train_and_test_batches(cifar_dir):
+    ds, info = create_dataset("cifar10", cifar_dir, batch_size=4, shuffle=False)
+    assert (info.name, info.nc, info.source_nc, info.num_images) == ("cifar10", 3, 3, 20000)
+    assert info.batches_per_epoch == 5000 == ds.get_dataset_size()
+    batch = first_batch(ds)
+    check_batch(batch, 4, 3)
+    np.testing.assert_allclose(batch[:, 0], 1.0)
+    np.testing.assert_allclose(batch[:, 1], -1.0)
+    np.testing.assert_allclose(batch[:, 2], level(128), atol=1e-6)
+
+
+def test_cifar10_at_64px_in_grayscale(cifar_dir):
+    ds, info = create_dataset("cifar10", cifar_dir, image_size=64, batch_size=2, nc=1, shuffle=False)
+    assert (info.nc, info.source_nc) == (1, 3)
+    batch = first_batch(ds)
+    check_batch(batch, 2, 1, 64)
+    # OpenCV's RGB -> gray: 0.299 R + 0.587 G + 0.114 B = 90.8
+    np.testing.assert_allclose(batch, level(0.299 * 255 + 0.114 * 128), atol=STEP)
+
+
+def test_mnist_reads_train_and_test_files_and_upscales_28_to_32(mnist_dir):
+    ds, info = create_dataset("mnist", mnist_dir, batch_size=2, shuffle=False)
+    assert (info.name, info.nc, info.source_nc, info.num_images, info.batches_per_epoch) == ("mnist", 1, 1, 6, 3)
+    batch = first_batch(ds)
+    check_batch(batch, 2, 1)
+    # left half white, right half black survives the bilinear resize (only the middle columns blend)
+    assert (batch[..., :12] > 1 - STEP).all()
+    assert (batch[..., 20:] < -1 + STEP).all()
+
+
+def test_mnist_with_nc3_replicates_the_gray_channel(mnist_dir):
+    ds, info = create_dataset("mnist", mnist_dir, batch_size=2, nc=3)
+    assert (info.nc, info.source_nc) == (3, 1)
+    batch = first_batch(ds)
+    check_batch(batch, 2, 3)
+    np.testing.assert_array_equal(batch[:, 0], batch[:, 1])
+    np.testing.assert_array_equal(batch[:, 0], batch[:, 2])
+
+
+def wide_pattern(_index):
+    """64x32 (w x h): black 12-column borders, white middle. The center 32 columns (x2 at 64 px, with room for the
+    bilinear blend) are white, so the result is all white only if the resize keeps the aspect (short side to the
+    target) and the crop takes the center; squashing or a corner crop would bring in black."""
+    image = np.zeros((32, 64, 3), np.uint8)
+    image[:, 12:52] = 255
+    return image
+
+
+@pytest.mark.parametrize("image_size", [32, 64])
+def test_flat_folder_resizes_short_side_and_center_crops(tmp_path, image_size):
+    root = fx.write_images(tmp_path / "flat", 4, wide_pattern)
+    (tmp_path / "flat" / "notes.txt").write_text("not an image")
+    ds, info = create_dataset("folder", root, image_size=image_size, batch_size=2)
+    assert (info.name, info.nc, info.num_images, info.batches_per_epoch) == ("folder", 3, 4, 2)
+    batch = first_batch(ds)
+    check_batch(batch, 2, 3, image_size)
+    np.testing.assert_allclose(batch, 1.0)
+
+
+@pytest.mark.parametrize("name", ["folder", "imagenet", "lfw"])
+def test_class_subfolders(tmp_path, name):
+    root = fx.write_image_folder(tmp_path / "classes", classes=("a", "b", "c"), per_class=2, ext=".jpg")
+    ds, info = create_dataset(name, root, batch_size=3)
+    assert (info.name, info.nc, info.num_images, info.batches_per_epoch) == (name, 3, 6, 2)
+    batches = all_batches(ds)
+    assert len(batches) == 2
+    check_batch(batches[0], 3, 3)
+    np.testing.assert_allclose(batches[0], 1.0, atol=2 * STEP)  # white JPEGs
+
+
+def test_folder_rgb_to_nc1(tmp_path):
+    root = fx.write_images(tmp_path / "red", 2, (255, 0, 0))
+    ds, info = create_dataset("folder", root, batch_size=2, nc=1)
+    assert (info.nc, info.source_nc) == (1, 3)
+    batch = first_batch(ds)
+    check_batch(batch, 2, 1)
+    np.testing.assert_allclose(batch, level(0.299 * 255), atol=STEP)
+
+
+def test_folder_of_grayscale_pngs_decodes_to_rgb(tmp_path):
+    root = fx.write_images(tmp_path / "gray", 2, lambda i: np.full((32, 32), 100, np.uint8))
+    ds, info = create_dataset("folder", root, batch_size=2)
+    assert info.nc == 3
+    np.testing.assert_allclose(first_batch(ds), level(100), atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["mindspore", "download"])
+def test_celeba(tmp_path, layout):
+    root = fx.write_celeba(tmp_path / "celeba", count=4, layout=layout)
+    ds, info = create_dataset("celeba", root, image_size=64, batch_size=2)
+    assert (info.name, info.nc, info.num_images) == ("celeba", 3, 4)
+    expected_root = root if layout == "mindspore" else os.path.join(root, "img_align_celeba")
+    assert info.data_path == expected_root
+    batch = first_batch(ds)
+    check_batch(batch, 2, 3, 64)
+    np.testing.assert_allclose(batch, 1.0, atol=2 * STEP)
+
+
+def test_lsun_reads_train_and_val_folders(tmp_path):
+    root = fx.write_lsun(tmp_path / "lsun", folders=(("bedroom_train", 4), ("bedroom_val", 2)), image=(0, 0, 255))
+    ds, info = create_dataset("lsun", root, image_size=64, batch_size=3)
+    assert (info.name, info.nc, info.num_images, info.batches_per_epoch) == ("lsun", 3, 6, 2)
+    batch = first_batch(ds)
+    check_batch(batch, 3, 3, 64)
+    np.testing.assert_allclose(batch[:, 0], -1.0, atol=3 * STEP)  # blue JPEGs
+    np.testing.assert_allclose(batch[:, 2], 1.0, atol=3 * STEP)
+
+
+def test_fake_defaults_to_ten_batches_and_is_seeded():
+    ds, info = create_dataset("fake", batch_size=4, seed=3)
+    assert (info.name, info.nc, info.num_images, info.batches_per_epoch) == ("fake", 3, 40, 10)
+    batch = first_batch(ds)
+    check_batch(batch, 4, 3)
+    assert batch.std() > 0.3  # random, not constant
+    again, _ = create_dataset("fake", batch_size=4, seed=3)
+    np.testing.assert_array_equal(first_batch(again), batch)
+
+
+def test_fake_size_and_nc():
+    ds, info = create_dataset("fake", image_size=64, batch_size=4, nc=1, fake_size=13)
+    assert (info.nc, info.num_images, info.batches_per_epoch) == (1, 13, 3)
+    check_batch(first_batch(ds), 4, 1, 64)
+
+
+def test_digits_is_1797_gray_images_upscaled():
+    from sklearn.datasets import load_digits
+
+    ds, info = create_dataset("digits", batch_size=8, shuffle=False)
+    assert (info.name, info.nc, info.source_nc, info.num_images) == ("digits", 1, 1, 1797)
+    assert info.batches_per_epoch == 1797 // 8
+    batch = first_batch(ds)
+    check_batch(batch, 8, 1)
+    assert batch.max() == 1.0 and batch.min() == -1.0  # 0..16 spans the whole range
+    # bilinear upscaling roughly keeps each image's mean brightness
+    source = load_digits().images[:8] / 16.0 * 2 - 1
+    np.testing.assert_allclose(batch.mean(axis=(1, 2, 3)), source.mean(axis=(1, 2)), atol=0.1)
+
+
+def test_digits_nc3():
+    ds, info = create_dataset("digits", batch_size=4, nc=3)
+    batch = first_batch(ds)
+    check_batch(batch, 4, 3)
+    np.testing.assert_array_equal(batch[:, 0], batch[:, 2])
+
+
+# --- auto-detection ------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def cifar_in_subdir(tmp_path):
+    return fx.write_cifar10(tmp_path / "cifar", subdir="cifar-10-batches-bin")
+
+
+AUTO_CASES = {
+    "cifar10": None,  # uses the cifar_in_subdir fixture
+    "mnist": lambda d: fx.write_mnist(d),
+    "celeba": lambda d: fx.write_celeba(d),
+    "celeba-download": lambda d: fx.write_celeba(d, layout="download"),
+    "lsun": lambda d: fx.write_lsun(d),
+    "folder-flat": lambda d: fx.write_images(d, 2),
+    "folder-classes": lambda d: fx.write_image_folder(d, per_class=1),
+}
+
+
+@pytest.mark.parametrize("case", list(AUTO_CASES))
+def test_auto_detection(tmp_path, request, case):
+    root = request.getfixturevalue("cifar_in_subdir") if AUTO_CASES[case] is None else AUTO_CASES[case](
+        tmp_path / case)
+    expected = case.split("-")[0]
+    assert detect_format(root) == expected
+    ds, info = create_dataset("auto", root, batch_size=2, shuffle=False)
+    assert info.name == expected
+    check_batch(first_batch(ds), 2, 1 if expected == "mnist" else 3)
+
+
+# --- sharding, shuffling, counting ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["flat", "classes"])
+def test_two_shards_see_disjoint_halves(tmp_path, layout):
+    if layout == "flat":
+        root = fx.write_images(tmp_path / "data", 8, gray_levels)
+    else:  # 4 + 4 images in two class folders, distinct levels across both
+        root = str(tmp_path / "data")
+        fx.write_images(os.path.join(root, "a"), 4, gray_levels)
+        fx.write_images(os.path.join(root, "b"), 4, lambda i: gray_levels(i + 4))
+    seen = []
+    for shard in (0, 1):
+        ds, info = create_dataset("folder", root, batch_size=2, num_shards=2, shard_id=shard, seed=5)
+        assert (info.num_images, info.images_per_epoch, info.batches_per_epoch) == (8, 4, 2)
+        assert ds.get_dataset_size() == 2
+        seen.append([i for batch in all_batches(ds) for i in ids_of(batch)])
+    assert len(seen[0]) == len(seen[1]) == 4
+    assert not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == list(range(8))
+
+
+def test_digits_shards_halve_the_batches():
+    _, whole = create_dataset("digits", batch_size=8)
+    _, shard = create_dataset("digits", batch_size=8, num_shards=2, shard_id=1)
+    assert shard.num_images == 1797 and shard.images_per_epoch == 899  # MindSpore pads the last shard
+    assert shard.batches_per_epoch == 899 // 8 == whole.batches_per_epoch // 2
+
+
+def test_shuffle_is_seeded(tmp_path):
+    root = fx.write_images(tmp_path / "data", 8, gray_levels)
+
+    def order(seed, shuffle=True):
+        ds, _ = create_dataset("folder", root, batch_size=8, seed=seed, shuffle=shuffle)
+        return ids_of(first_batch(ds))
+
+    assert order(0, shuffle=False) == list(range(8))
+    assert order(1) == order(1)
+    assert order(1) != order(2)
+    assert sorted(order(1)) == list(range(8))
+
+
+@pytest.mark.parametrize("drop_remainder, batches", [(True, 3), (False, 4)])
+def test_batches_per_epoch_matches_the_pipeline(tmp_path, drop_remainder, batches):
+    root = fx.write_images(tmp_path / "data", 7)
+    ds, info = create_dataset("folder", root, batch_size=2, drop_remainder=drop_remainder)
+    assert info.batches_per_epoch == batches == ds.get_dataset_size() == len(all_batches(ds))
+
+
+def test_num_samples_limits_the_epoch(tmp_path):
+    root = fx.write_images(tmp_path / "data", 8)
+    ds, info = create_dataset("folder", root, batch_size=2, num_samples=4)
+    assert (info.num_images, info.images_per_epoch, info.batches_per_epoch) == (8, 4, 2)
+    assert len(all_batches(ds)) == 2
+
+
+def test_only_the_image_column_is_kept(cifar_dir):
+    ds, _ = create_dataset("cifar10", cifar_dir, batch_size=2)
+    assert ds.get_col_names() == ["image"]
+
+
+# --- bad input -----------------------------------------------------------------------------------------------------
+
+def raises(match, *args, **kwargs):
+    with pytest.raises(UserError, match=match) as caught:
+        create_dataset(*args, **kwargs)
+    assert "\n" not in str(caught.value)  # one line for the command line
+    return str(caught.value)
+
+
+def test_unknown_name_lists_the_choices():
+    message = raises("unknown dataset 'svhn'", "svhn", "/tmp")
+    assert all(name in message for name in DATASETS)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(nc=2), "nc must be 1 or 3"),
+    (dict(image_size=48), "image size 48 .*32, 64"),
+    (dict(batch_size=0), "batch_size must be an integer >= 1"),
+    (dict(num_parallel_workers=0), "num_parallel_workers"),
+    (dict(seed=-1), "seed"),
+    (dict(num_shards=2), "num_shards and shard_id"),
+    (dict(num_shards=2, shard_id=2), r"shard_id must be in 0\.\.1"),
+    (dict(fake_size=0), "fake_size"),
+])
+def test_bad_options(kwargs, match):
+    raises(match, "fake", **kwargs)
+
+
+def test_options_are_checked_before_the_path():
+    raises("nc must be 1 or 3", "cifar10", "/no/such/dir", nc=2)
+
+
+def test_file_dataset_needs_a_data_path():
+    raises("'cifar10' needs a data_path", "cifar10")
+
+
+def test_missing_path(tmp_path):
+    missing = tmp_path / "nope"
+    raises(f"{missing} does not exist", "folder", str(missing))
+
+
+def test_path_is_a_file(tmp_path):
+    path = tmp_path / "x.png"
+    path.write_bytes(b"")
+    raises("is not a directory", "folder", str(path))
+
+
+@pytest.mark.parametrize("name", ["folder", "auto", "cifar10"])
+def test_empty_directory(tmp_path, name):
+    raises(f"{tmp_path} is empty", name, str(tmp_path))
+
+
+def test_folder_without_images(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "sub").mkdir()
+    raises("no images", "folder", str(tmp_path))
+    raises("nothing recognisable", "auto", str(tmp_path))
+    with pytest.raises(UserError, match="nothing recognisable"):
+        detect_format(str(tmp_path))
+
+
+def test_fewer_images_than_one_batch(tmp_path):
+    root = fx.write_images(tmp_path / "data", 3)
+    raises("has 3 images, fewer than one batch of 4", "folder", root, batch_size=4)
+    _, info = create_dataset("folder", root, batch_size=4, drop_remainder=False)  # a partial batch is fine
+    assert info.batches_per_epoch == 1
+
+
+def test_fewer_images_than_one_batch_per_shard(tmp_path):
+    root = fx.write_images(tmp_path / "data", 6)
+    raises(r"has 6 images \(3 per shard\), fewer than one batch of 4", "folder", root, batch_size=4,
+           num_shards=2, shard_id=0)
+
+
+def test_fewer_images_than_one_batch_with_num_samples(tmp_path):
+    root = fx.write_images(tmp_path / "data", 8)
+    raises(r"has 8 images \(3 with num_samples\), fewer than one batch of 4", "folder", root, batch_size=4,
+           num_samples=3)
+
+
+def test_digits_smaller_than_the_batch():
+    raises("has 1797 images, fewer than one batch of 2048", "digits", batch_size=2048)
+
+
+def test_cifar10_wrong_file_size(tmp_path):
+    (tmp_path / "data_batch_1.bin").write_bytes(bytes(3073 * 10))
+    raises("30730 bytes, not a CIFAR-10 binary batch", "cifar10", str(tmp_path))
+
+
+def test_cifar10_python_version(tmp_path):
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"pickle")
+    assert detect_format(str(tmp_path)) == "cifar10"
+    raises("python version", "auto", str(tmp_path))
+
+
+def test_mnist_gzipped(tmp_path):
+    root = fx.write_mnist(tmp_path / "mnist", gzip_only=True)
+    raises("gunzip", "mnist", root)
+    raises("gunzip", "auto", root)
+
+
+def test_mnist_missing_labels(tmp_path):
+    root = fx.write_mnist(tmp_path / "mnist", n_test=0)
+    os.remove(os.path.join(root, "train-labels-idx1-ubyte"))
+    raises("needs both train-images-idx3-ubyte and train-labels-idx1-ubyte", "mnist", root)
+
+
+def test_mnist_corrupt_header_is_a_user_error(tmp_path):
+    root = fx.write_mnist(tmp_path / "mnist")
+    with open(os.path.join(root, "train-images-idx3-ubyte"), "r+b") as f:
+        f.write(b"\0\0\0\0")
+    raises("cannot read mnist data in .*should be 2051", "mnist", root)
+
+
+def test_celeba_bad_attribute_file(tmp_path):
+    (tmp_path / "list_attr_celeba.txt").write_text("not a count\n")
+    raises("not a CelebA attribute list", "celeba", str(tmp_path))
+
+
+def test_celeba_without_images(tmp_path):
+    root = fx.write_celeba(tmp_path / "celeba", count=2)
+    for name in os.listdir(root):
+        if name.endswith(".jpg"):
+            os.remove(os.path.join(root, name))
+    raises("no CelebA images", "celeba", root)
+
+
+def test_lsun_lmdb_folders_are_explained(tmp_path):
+    lmdb = tmp_path / "bedroom_train_lmdb"
+    lmdb.mkdir()
+    (lmdb / "data.mdb").write_bytes(b"\0" * 16)
+    (lmdb / "lock.mdb").write_bytes(b"\0" * 16)
+    assert detect_format(str(tmp_path)) == "lsun"
+    raises("is an lmdb database", "lsun", str(tmp_path))
+
+
+def test_lsun_without_category_folders(tmp_path):
+    fx.write_images(tmp_path / "pictures", 2)
+    raises("no LSUN folders", "lsun", str(tmp_path))

@@ -321,15 +321,16 @@ def write_curves(metrics, path):
             ax.plot(steps, _ema_with_gaps(values, weight), color=color, linewidth=1.8, label=label, marker=marker)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.25)
-        ax.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)  # outside: never hides the data
     axes[1].set_ylim(-0.02, 1.02)
     axes[1].set_xlabel("step")
     axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
     boundaries = epoch_boundaries(metrics)
-    for step, epoch in boundaries:
+    label_every = math.ceil(len(boundaries) / 10) or 1  # at most ~10 labels, or they overlap
+    for i, (step, epoch) in enumerate(boundaries):
         for ax in axes:
             ax.axvline(step, color="0.55", linewidth=0.7, linestyle="--", alpha=0.6)
-        if len(boundaries) <= 30:  # beyond that, labels would overlap
+        if i % label_every == 0:
             axes[0].annotate(f"epoch {epoch}", (step, 1), xycoords=("data", "axes fraction"), fontsize=7,
                              color="0.4", xytext=(2, -10), textcoords="offset points")
     axes[0].set_title("training curves (thin: raw, thick: smoothed; dashed lines: epoch ends)", fontsize=10)

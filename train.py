@@ -16,9 +16,11 @@ def main(argv=None):
             cfg = resume_config(read_config(args.output_path), args)
         else:
             cfg = resolve_train_config(args)
-        device.set_device(cfg["device_target"], cfg["device_id"], cfg["mode"])
+        device.set_device(cfg["device_target"], cfg["device_id"], cfg["mode"], cfg["run_distribute"])
+        from src.distributed import init_world
+        world = init_world(cfg["run_distribute"])
         from src.trainer import Trainer
-        Trainer(cfg, notes=[note]).run()
+        Trainer(cfg, world, notes=[note]).run()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ COMMON = dict(
     batch_size=128, lr=2e-4, beta1=0.5, epoch_size=20, max_steps=0,  # max_steps=0: no cap, run every epoch
     seed=1, log_interval=50, sample_interval=500, save_checkpoint_steps=1000, keep_checkpoint_max=5,
     num_parallel_workers=2,
+    fast_cpu="on",  # CPU only: the layers of src/fast_layers.py (same weights and results, faster); "off": plain ones
 )
 
 CONFIGS = {
@@ -57,9 +58,13 @@ def train_parser():
     p.add_argument("--device_target", default="CPU", help="CPU, GPU or Ascend")
     p.add_argument("--device_id", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the run found in --output_path")
+    p.add_argument("--run_distribute", action="store_true",
+                   help="data-parallel training; start it with scripts/run_distribute_train*.sh")
     p.add_argument("--netG", default=None, help="warm-start the generator from this checkpoint")
     p.add_argument("--netD", default=None, help="warm-start the discriminator from this checkpoint")
     p.add_argument("--mode", choices=("graph", "pynative"), default="graph", help="MindSpore execution mode")
+    p.add_argument("--fast_cpu", choices=("on", "off"), default=None,
+                   help="on CPU, use the faster equivalent conv layers (default on); off: the plain nn layers")
     ints = ("epoch_size", "batch_size", "image_size", "nz", "ngf", "ndf", "nc", "seed", "max_steps", "log_interval",
             "sample_interval", "save_checkpoint_steps", "keep_checkpoint_max", "num_parallel_workers")
     for name in ints:
@@ -70,8 +75,9 @@ def train_parser():
 
 
 # What a resumed run may change on its command line; everything else comes from the run's config.json.
-RESUMABLE_OVERRIDES = ("data_path", "device_target", "device_id", "mode", "epoch_size", "max_steps", "log_interval",
-                       "sample_interval", "save_checkpoint_steps", "keep_checkpoint_max", "num_parallel_workers")
+RESUMABLE_OVERRIDES = ("data_path", "run_distribute", "device_target", "device_id", "mode", "fast_cpu",
+                       "epoch_size", "max_steps", "log_interval", "sample_interval", "save_checkpoint_steps",
+                       "keep_checkpoint_max", "num_parallel_workers")
 
 
 def parse_train_args(argv=None):

@@ -8,6 +8,8 @@ of the G loss with respect to the fake images.
 import mindspore as ms
 import mindspore.nn as nn
 import mindspore.ops as ops
+from mindspore.context import ParallelMode
+from mindspore.parallel._utils import _get_device_num, _get_gradients_mean, _get_parallel_mode
 
 from src.cell import WithLossCellD, WithLossCellG
 
@@ -24,13 +26,22 @@ class DCGAN(nn.Cell):
         self.grad_d = ms.value_and_grad(self.loss_d, None, optimizerD.parameters, has_aux=True)
         # Gradient of the G loss with respect to the fake images only; D's weights get none.
         self.grad_g_fake = ms.value_and_grad(self.loss_g, 0, None, has_aux=True)
+        self.reduce_d, self.reduce_g = gradient_reducer(optimizerD), gradient_reducer(optimizerG)
 
     def construct(self, real, z):
         fake, g_backward = ms.vjp(self.netG, z, weights=self.optimizerG.parameters)
         (loss_d, d_real, d_fake), grads_d = self.grad_d(real, ops.stop_gradient(fake))
-        loss_d = ops.depend(loss_d, self.optimizerD(grads_d))
+        loss_d = ops.depend(loss_d, self.optimizerD(self.reduce_d(grads_d)))
         fake = ops.depend(fake, loss_d)  # the G step must see the updated D
         (loss_g, d_fake_after), grad_fake = self.grad_g_fake(fake)
         _, grads_g = g_backward(grad_fake)
-        loss_g = ops.depend(loss_g, self.optimizerG(grads_g))
+        loss_g = ops.depend(loss_g, self.optimizerG(self.reduce_g(grads_g)))
         return loss_d, loss_g, d_real, d_fake, d_fake_after
+
+
+def gradient_reducer(optimizer):
+    """In data-parallel mode, MindSpore's all-reduce of the gradients (averaged: gradients_mean); else identity.
+    The same test nn.TrainOneStepCell makes, since this step is written with value_and_grad instead."""
+    if _get_parallel_mode() in (ParallelMode.DATA_PARALLEL, ParallelMode.HYBRID_PARALLEL):
+        return nn.DistributedGradReducer(optimizer.parameters, _get_gradients_mean(), _get_device_num())
+    return ops.identity

@@ -27,14 +27,22 @@ def prepare_cpu_environment(device_target):
     return f"{ONEDNN_ISA_VARIABLE}=AVX2 set for fast CPU convolutions (set it yourself to override)"
 
 
-def set_device(device_target, device_id=0, mode="graph"):
-    """Select the device and execution mode; an unavailable device is a UserError, not a traceback."""
+def set_device(device_target, device_id=0, mode="graph", distributed=False):
+    """Select the device and execution mode; an unavailable device is a UserError, not a traceback.
+
+    In a distributed run the launcher chooses the device: the rank-table launcher exports DEVICE_ID, and under
+    msrun MindSpore assigns each worker its local rank when no id is given.
+    """
     import mindspore as ms
+
+    if distributed:
+        device_id = int(os.environ["DEVICE_ID"]) if os.environ.get("DEVICE_ID", "").isdigit() else None
+    target_and_id = (device_target,) if device_id is None else (device_target, device_id)
 
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
     with captured_stderr() as log:
         try:
-            ms.set_device(device_target, device_id)
+            ms.set_device(*target_and_id)
             failure = None
         except (RuntimeError, ValueError) as error:
             failure = str(error).splitlines()[0]

@@ -7,6 +7,8 @@ BCE-with-logits (see src/cell.py), which never takes log(0) when D saturates.
 import mindspore.nn as nn
 import mindspore.ops as ops
 
+from src.fast_layers import FullConv2d
+
 # Channel multipliers of ndf per stage, from the input side; the 1-logit layer follows the last entry.
 STAGES = {32: (2, 4, 8), 64: (1, 2, 4, 8)}
 
@@ -20,9 +22,12 @@ def down_block(in_channels, out_channels, batch_norm=True):
 
 
 class Discriminator(nn.Cell):
-    """Images (B, nc, S, S) -> logits (B,). `features` exposes every conv stage for the representation test."""
+    """Images (B, nc, S, S) -> logits (B,). `features` exposes every conv stage for the representation test.
 
-    def __init__(self, image_size=32, ndf=64, nc=3):
+    fast=True swaps in the CPU layers of src/fast_layers.py: same parameters, same results, faster on CPU.
+    """
+
+    def __init__(self, image_size=32, ndf=64, nc=3, fast=False):
         super().__init__()
         widths = [ndf * m for m in STAGES[image_size]]
         blocks = [nn.SequentialCell(down_block(nc, widths[0], batch_norm=False))]
@@ -30,7 +35,10 @@ class Discriminator(nn.Cell):
             blocks.append(nn.SequentialCell(down_block(cin, cout)))
         self.blocks = nn.CellList(blocks)
         # 4x4 -> 1x1, one logit: no BN, no activation.
-        self.head = nn.Conv2d(widths[-1], 1, 4, 1, pad_mode="valid", has_bias=False)
+        if fast:  # the same weight and result, as one matrix product (src/fast_layers.py)
+            self.head = FullConv2d(widths[-1], 1, 4)
+        else:
+            self.head = nn.Conv2d(widths[-1], 1, 4, 1, pad_mode="valid", has_bias=False)
 
     def construct(self, x):
         for block in self.blocks:

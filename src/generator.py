@@ -6,25 +6,34 @@ the output, ReLU inside and Tanh at the output. Widths follow the model zoo at 3
 """
 import mindspore.nn as nn
 
+from src.fast_layers import LatentConvTranspose2d
+
 # Channel multipliers of ngf per stage, from the 4x4 stage up; the output layer follows the last entry.
 STAGES = {32: (8, 4, 2), 64: (8, 4, 2, 1)}
 
 
-def up_block(in_channels, out_channels, first=False):
+def up_block(in_channels, out_channels, first=False, fast=False):
     """Transposed conv (k4; s1 p0 from the 1x1 latent, else s2 p1 which doubles H and W) + BN + ReLU."""
     stride, padding = (1, 0) if first else (2, 1)
-    return [nn.Conv2dTranspose(in_channels, out_channels, 4, stride, pad_mode="pad", padding=padding, has_bias=False),
+    if first and fast:  # the same weight and result, as one matrix product (src/fast_layers.py)
+        conv = LatentConvTranspose2d(in_channels, out_channels, 4)
+    else:
+        conv = nn.Conv2dTranspose(in_channels, out_channels, 4, stride, pad_mode="pad", padding=padding, has_bias=False)
+    return [conv,
             nn.BatchNorm2d(out_channels, momentum=0.9, eps=1e-5),
             nn.ReLU()]
 
 
 class Generator(nn.Cell):
-    """z of shape (B, nz, 1, 1) -> images of shape (B, nc, S, S) in [-1, 1], S = image_size."""
+    """z of shape (B, nz, 1, 1) -> images of shape (B, nc, S, S) in [-1, 1], S = image_size.
 
-    def __init__(self, image_size=32, nz=100, ngf=64, nc=3):
+    fast=True swaps in the CPU layers of src/fast_layers.py: same parameters, same results, faster on CPU.
+    """
+
+    def __init__(self, image_size=32, nz=100, ngf=64, nc=3, fast=False):
         super().__init__()
         widths = [ngf * m for m in STAGES[image_size]]
-        layers = up_block(nz, widths[0], first=True)
+        layers = up_block(nz, widths[0], first=True, fast=fast)
         for cin, cout in zip(widths, widths[1:]):
             layers += up_block(cin, cout)
         layers += [nn.Conv2dTranspose(widths[-1], nc, 4, 2, pad_mode="pad", padding=1, has_bias=False), nn.Tanh()]

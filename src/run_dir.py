@@ -1,7 +1,7 @@
 """The run directory: everything one training run leaves behind, so it can be inspected, resumed or evaluated.
 
   config.json     the resolved configuration (what --resume reads back)
-  train.log       the text log (also printed)
+  train.log       the text log (also printed); train_rank<r>.log for the other ranks of a distributed run
   metrics.jsonl   one JSON object per logged step: step, epoch, loss_d, loss_g, D(x), D(G(z)), images/s
   real_samples.png     a grid of the first real batch
   samples/             fixed-noise grids: fake_step_N.png every --sample_interval steps,
@@ -52,14 +52,18 @@ def read_config(run_dir):
         raise UserError(f"cannot read {path}: {error}") from None
 
 
-def open_log(run_dir, name="dcgan"):
-    """A logger writing to stdout and to the run's train.log (appending, so a resumed run keeps its history)."""
+def log_file(rank=0):
+    return LOG_FILE if rank == 0 else f"train_rank{rank}.log"
+
+
+def open_log(run_dir, file_name=LOG_FILE, name="dcgan"):
+    """A logger writing to stdout and to the run's log file (appending, so a resumed run keeps its history)."""
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO)
     logger.handlers.clear()
     logger.propagate = False
     formatter = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(os.path.join(run_dir, LOG_FILE))):
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(os.path.join(run_dir, file_name))):
         handler.setFormatter(formatter)
         logger.addHandler(handler)
     return logger

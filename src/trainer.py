@@ -1,9 +1,10 @@
 """The training loop: data -> D step -> G step -> log, samples, checkpoints (Algorithm 1, one device).
 
 Everything random is derived from --seed, so a run is reproducible and --resume continues it exactly:
-weights from one NumPy generator seeded once, the fixed noise from (seed, 1), the noise of step s from (seed, 2, s),
-and the data order of epoch e from the reader's shuffle seeded with seed + e (a resumed epoch skips the batches it
-already trained on).
+weights from one NumPy generator seeded once (so every rank of a distributed run starts identical), the fixed
+noise from (seed, 1), the noise of step s on rank r from (seed, 2, r, s), and the data order of epoch e from the
+reader's shuffle seeded with seed + e (a resumed epoch skips the batches it already trained on).
+In a distributed run every rank trains on its own shard; only rank 0 writes the run directory's shared files.
 """
 import math
 import os
@@ -16,28 +17,42 @@ import mindspore.nn as nn
 from src import checkpoint, run_dir as rundir
 from src.dataset import create_dataset
 from src.dcgan import DCGAN
+from src.distributed import World
 from src.discriminator import Discriminator
 from src.errors import UserError
 from src.generator import Generator
 from src.init import init_weights
+from src.report import render_report
 from src.visuals import save_grid
 
 NUM_FIXED_NOISE = 64
+REPORT_INTERVAL_S = 60
 
 
 def build_networks(cfg):
     """G and D of the configured architecture, initialised from the seed."""
     rng = np.random.default_rng(cfg["seed"])
-    netG = Generator(cfg["image_size"], cfg["nz"], cfg["ngf"], cfg["nc"])
-    netD = Discriminator(cfg["image_size"], cfg["ndf"], cfg["nc"])
+    fast = cfg["device_target"] == "CPU" and cfg.get("fast_cpu", "on") == "on"  # src/fast_layers.py; GPU/Ascend: plain
+    netG = Generator(cfg["image_size"], cfg["nz"], cfg["ngf"], cfg["nc"], fast=fast)
+    netD = Discriminator(cfg["image_size"], cfg["ndf"], cfg["nc"], fast=fast)
     init_weights(netG, rng)
     init_weights(netD, rng)
     return netG, netD
 
 
-def step_noise(cfg, step):
-    """The latent batch of training step `step`: a pure function of (seed, step), so resume redraws it exactly."""
-    rng = np.random.default_rng([cfg["seed"], 2, step])
+def build_training_step(cfg):
+    """The networks, their Adam optimizers and the compiled D-then-G step, as training uses them (and bench/)."""
+    netG, netD = build_networks(cfg)
+    optimizerG = nn.Adam(netG.trainable_params(), learning_rate=cfg["lr"], beta1=cfg["beta1"])
+    optimizerD = nn.Adam(netD.trainable_params(), learning_rate=cfg["lr"], beta1=cfg["beta1"])
+    train_step = DCGAN(netG, netD, optimizerG, optimizerD)
+    train_step.set_train(True)
+    return train_step, netG, netD, optimizerG, optimizerD
+
+
+def step_noise(cfg, step, rank=0):
+    """The latent batch of a training step: a pure function of (seed, rank, step), so resume redraws it exactly."""
+    rng = np.random.default_rng([cfg["seed"], 2, rank, step])
     return ms.Tensor(rng.standard_normal((cfg["batch_size"], cfg["nz"], 1, 1)).astype(np.float32))
 
 
@@ -46,11 +61,18 @@ def fixed_noise(cfg):
     return rng.standard_normal((NUM_FIXED_NOISE, cfg["nz"], 1, 1)).astype(np.float32)
 
 
-def epoch_dataset(cfg, epoch):
-    ds, info = create_dataset(cfg["dataset"], cfg["data_path"], image_size=cfg["image_size"],
-                              batch_size=cfg["batch_size"], nc=cfg["nc"], shuffle=True,
-                              num_parallel_workers=cfg["num_parallel_workers"], seed=cfg["seed"] + epoch)
-    return ds, info
+def epoch_dataset(cfg, epoch, world):
+    """This rank's shard of the data for `epoch`; the shards of all ranks cover the dataset once."""
+    shards = dict(num_shards=world.size, shard_id=world.rank) if world.size > 1 else {}
+    return create_dataset(cfg["dataset"], cfg["data_path"], image_size=cfg["image_size"],
+                          batch_size=cfg["batch_size"], nc=cfg["nc"], shuffle=True,
+                          num_parallel_workers=cfg["num_parallel_workers"], seed=cfg["seed"] + epoch, **shards)
+
+
+def parameter_checksum(*nets):
+    """Sum of every trainable weight in float64: equal on all ranks while they stay in sync. (BN running
+    statistics are left out: each rank keeps its own, from its own batches; checkpoints hold rank 0's.)"""
+    return sum(float(p.asnumpy().astype(np.float64).sum()) for net in nets for p in net.trainable_params())
 
 
 def sample(netG, noise):
@@ -69,32 +91,31 @@ def format_duration(seconds):
 class Trainer:
     """Owns the networks, the compiled step and the run directory of one training run."""
 
-    def __init__(self, cfg, notes=()):
-        self.cfg = cfg
+    def __init__(self, cfg, world=World(), notes=()):
+        self.cfg, self.world = cfg, world
+        cfg["world_size"] = world.size
         self.dir = rundir.prepare(cfg["output_path"])
         if not cfg["resume"] and checkpoint.saved_steps(self.dir):
             raise UserError(f"{self.dir} already holds a run with checkpoints; continue it with --resume "
                             f"or choose another --output_path")
-        self.log = rundir.open_log(self.dir)
+        self.log = rundir.open_log(self.dir, rundir.log_file(world.rank))
         # Read the data first: a bad path or a too-small dataset fails here, before any compilation.
-        self.dataset, info = epoch_dataset(cfg, 0)
+        self.dataset, info = epoch_dataset(cfg, 0, world)
         cfg["dataset"], cfg["nc"] = info.name, info.nc
         self.steps_per_epoch = info.batches_per_epoch
         self.total_steps = cfg["epoch_size"] * self.steps_per_epoch
         if cfg["max_steps"]:
             self.total_steps = min(self.total_steps, cfg["max_steps"])
-        self.netG, self.netD = build_networks(cfg)
-        self.optimizerG = nn.Adam(self.netG.trainable_params(), learning_rate=cfg["lr"], beta1=cfg["beta1"])
-        self.optimizerD = nn.Adam(self.netD.trainable_params(), learning_rate=cfg["lr"], beta1=cfg["beta1"])
-        self.train_step = DCGAN(self.netG, self.netD, self.optimizerG, self.optimizerD)
-        self.train_step.set_train(True)
+        self.train_step, self.netG, self.netD, self.optimizerG, self.optimizerD = build_training_step(cfg)
         self.step, self.fixed_noise = 0, fixed_noise(cfg)
+        self.last_report = time.time()
         if cfg["resume"]:
             self._resume()
         else:
             self._warm_start()
-        rundir.write_config(self.dir, cfg)
-        self.metrics = rundir.MetricsWriter(self.dir, resume_step=self.step if cfg["resume"] else None)
+        if world.is_main:
+            rundir.write_config(self.dir, cfg)
+            self.metrics = rundir.MetricsWriter(self.dir, resume_step=self.step if cfg["resume"] else None)
         self._log_header(info, notes)
 
     def _resume(self):
@@ -116,7 +137,9 @@ class Trainer:
         cfg = self.cfg
         count = lambda net: sum(int(np.prod(p.shape)) for p in net.trainable_params())
         self.log.info(f"DCGAN on {info.name}: {info.num_images} images, {cfg['image_size']} px, nc={cfg['nc']}; "
-                      f"device {cfg['device_target']}:{cfg['device_id']}, world size 1, batch {cfg['batch_size']}")
+                      f"device {cfg['device_target']}:{cfg['device_id']}")
+        self.log.info(f"world size {self.world.size} (this is rank {self.world.rank}), batch {cfg['batch_size']} "
+                      f"per device, global batch {cfg['batch_size'] * self.world.size}; lr {cfg['lr']} (not rescaled)")
         self.log.info(f"G {count(self.netG):,} parameters, D {count(self.netD):,}; {self.steps_per_epoch} steps/epoch, "
                       f"{self.total_steps} steps in all; run directory {os.path.abspath(self.dir)}")
         for note in notes:
@@ -129,14 +152,14 @@ class Trainer:
         last_step = self.step
         while self.step < self.total_steps:
             epoch = self.step // self.steps_per_epoch
-            dataset = self.dataset if epoch == 0 else epoch_dataset(cfg, epoch)[0]
+            dataset = self.dataset if epoch == 0 else epoch_dataset(cfg, epoch, self.world)[0]
             done_in_epoch = self.step - epoch * self.steps_per_epoch
             if done_in_epoch:
                 dataset = dataset.skip(done_in_epoch)
             for (real,) in dataset.create_tuple_iterator(num_epochs=1):
-                if self.step == 0:
-                    save_grid(real.asnumpy()[:NUM_FIXED_NOISE], os.path.join(self.dir, "real_samples.png"))
-                loss_d, loss_g, d_x, d_gz1, d_gz2 = self.train_step(real, step_noise(cfg, self.step))
+                if self.step == start_step:
+                    self._first_batch(real.asnumpy())
+                loss_d, loss_g, d_x, d_gz1, d_gz2 = self.train_step(real, step_noise(cfg, self.step, self.world.rank))
                 self.step += 1
                 if self.step % cfg["log_interval"] == 0 or self.step == self.total_steps:
                     now = time.time()
@@ -145,7 +168,8 @@ class Trainer:
                               "d_g_z1": float(d_gz1.asnumpy()), "d_g_z2": float(d_gz2.asnumpy()),
                               "images_per_s": round((self.step - last_step) * cfg["batch_size"] / (now - last_time), 1)}
                     self._check_finite(record)
-                    self.metrics.write(record)
+                    if self.world.is_main:
+                        self.metrics.write(record)
                     eta = (now - started) / (self.step - start_step) * (self.total_steps - self.step)
                     self.log.info(
                         f"[{self.step}/{self.total_steps}] epoch {epoch + 1}/{cfg['epoch_size']} "
@@ -161,12 +185,39 @@ class Trainer:
                     break
             if self.step % self.steps_per_epoch == 0:
                 self._save_samples(f"fake_epoch_{epoch + 1:04d}_step_{self.step:08d}.png")
+                self._render_report()
+        self.log.info(f"parameter checksum {parameter_checksum(self.netG, self.netD):.10e} at step {self.step}")
+        if not self.world.is_main:
+            self.log.info(f"done: {self.step} steps in {format_duration(time.time() - started)} (rank {self.world.rank})")
+            return self.step
         if self.step not in checkpoint.saved_steps(self.dir):
             self._save_checkpoint(self.step // self.steps_per_epoch)
         latest = self._save_samples("fake_latest.png")
         self.log.info(f"done: {self.step} steps in {format_duration(time.time() - started)}; samples {latest}; "
                       f"generator {checkpoint.ckpt_path(self.dir, 'generator', self.step)}")
+        report = self._render_report(force=True)
+        if report:
+            self.log.info(f"report: {os.path.abspath(report)}")
         return self.step
+
+    def _first_batch(self, images):
+        """Log a fingerprint of this rank's first batch (ranks must differ) and, on rank 0 of a new run, save a
+        grid of real images."""
+        self.log.info(f"first batch checksum {float(images.astype(np.float64).sum()):.10e} (rank {self.world.rank})")
+        if self.world.is_main and self.step == 0:
+            save_grid(images[:NUM_FIXED_NOISE], os.path.join(self.dir, "real_samples.png"))
+
+    def _render_report(self, force=False):
+        """Refresh the run's index.html: at epoch ends at most once a minute (it takes ~1 s, and short epochs
+        should not pay for it), and always at the end. A rendering failure is a warning, never a crash."""
+        if not self.world.is_main or (not force and time.time() - self.last_report < REPORT_INTERVAL_S):
+            return None
+        self.last_report = time.time()
+        try:
+            return render_report(self.dir)
+        except Exception as error:  # noqa: BLE001 - the report is a courtesy; training results are already saved
+            self.log.warning(f"warning: could not render the run report: {error}")
+            return None
 
     def _check_finite(self, record):
         if not all(math.isfinite(record[k]) for k in ("loss_d", "loss_g")):
@@ -175,10 +226,14 @@ class Trainer:
                                f"{os.path.join(self.dir, checkpoint.CKPT_DIR)}")
 
     def _save_samples(self, name):
+        if not self.world.is_main:
+            return None
         return save_grid(sample(self.netG, self.fixed_noise),
                          os.path.join(self.dir, rundir.SAMPLES_DIR, name), columns=8)
 
     def _save_checkpoint(self, epoch):
+        if not self.world.is_main:
+            return
         checkpoint.save_training_checkpoint(self.dir, self.step, epoch, self.cfg, self.netG, self.netD,
                                             self.optimizerG, self.optimizerD, ms.Tensor(self.fixed_noise))
         checkpoint.remove_old_checkpoints(self.dir, self.cfg["keep_checkpoint_max"])

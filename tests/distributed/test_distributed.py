@@ -1,0 +1,209 @@
+"""Data-parallel training with real processes: msrun workers on CPU (MCCL), two launcher invocations forming one
+multi-node job, the rank-table launcher's environment, a killed worker, and resume."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+SMALL = ["--ngf", "8", "--ndf", "8", "--nz", "16", "--batch_size", "4", "--log_interval", "1"]
+PYTHON_DIR = os.path.dirname(sys.executable)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launcher_env(**extra):
+    env = dict(os.environ, PATH=PYTHON_DIR + os.pathsep + os.environ["PATH"], PYTHON=sys.executable)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def msrun(workers, dataset, save, *args, env=None, wait=True):
+    command = ["bash", "scripts/run_distribute_train_msrun.sh", str(workers), dataset, str(save), "CPU", *args]
+    env = env or launcher_env(MASTER_PORT=free_port())
+    if not wait:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def logged(run, name, rank):
+    """The value of a '<name> X' line in rank's own train log."""
+    log = (run / ("train.log" if rank == 0 else f"train_rank{rank}.log")).read_text()
+    return re.findall(rf"{name} (\S+)", log)
+
+
+def test_two_msrun_workers_stay_identical_read_different_shards_and_only_rank0_writes(tmp_path):
+    run = tmp_path / "run"
+    msrun(2, "digits", run, "--max_steps", "4", *SMALL)
+    # The same parameters on both ranks (gradients all-reduced), from different data.
+    assert logged(run, "parameter checksum", 0) == logged(run, "parameter checksum", 1)
+    assert logged(run, "first batch checksum", 0) != logged(run, "first batch checksum", 1)
+    assert "world size 2 (this is rank 1), batch 4 per device, global batch 8" in (run / "train_rank1.log").read_text()
+    # One set of checkpoints, written by rank 0 alone; one metrics file and config.
+    assert sorted(os.listdir(run / "ckpt")) == ["discriminator_00000004.ckpt", "generator_00000004.ckpt",
+                                                "train_state_00000004.ckpt"]
+    assert json.loads((run / "config.json").read_text())["world_size"] == 2
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    # An epoch covers the dataset once in total: 1797 digits in 2 shards of 899 -> 224 steps of 4 per rank.
+    assert "224 steps/epoch" in (run / "train.log").read_text()
+
+
+@pytest.fixture
+def second_host():
+    """A second network host on this machine: a network namespace joined to the host by a veth pair.
+
+    msrun decides that it runs on the master node when --master_addr is one of its own addresses, and then starts
+    the job's scheduler; two invocations on one host both do, and the second scheduler cannot bind the port. So
+    node 1 runs in its own namespace (10.213.0.2) and reaches node 0's scheduler at 10.213.0.1, as a real second
+    machine would.
+    """
+    name = f"dcgan{os.getpid() % 100000}"
+    commands = [f"ip netns add {name}", f"ip link add {name}h type veth peer name {name}p",
+                f"ip link set {name}p netns {name}", f"ip addr add 10.213.0.1/24 dev {name}h",
+                f"ip link set {name}h up", f"ip netns exec {name} ip addr add 10.213.0.2/24 dev {name}p",
+                f"ip netns exec {name} ip link set {name}p up", f"ip netns exec {name} ip link set lo up"]
+    for command in commands:
+        if subprocess.run(command.split(), capture_output=True).returncode != 0:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            subprocess.run(["ip", "link", "del", f"{name}h"], capture_output=True)
+            pytest.skip(f"cannot create a network namespace for the second node ('{command}' failed: needs root "
+                        "and iproute2)")
+    yield ["ip", "netns", "exec", name]
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    subprocess.run(["ip", "link", "del", f"{name}h"], capture_output=True)
+
+
+def test_two_launcher_invocations_with_node_ranks_form_one_job(tmp_path, second_host):
+    run = tmp_path / "run"
+    env = dict(NODES=2, MASTER_ADDR="10.213.0.1", MASTER_PORT=free_port())
+    command = ["bash", "scripts/run_distribute_train_msrun.sh", "2", "fake", str(run), "CPU", "--max_steps", "3",
+               *SMALL]
+    nodes = [subprocess.Popen(prefix + command, cwd=ROOT, env=launcher_env(NODE_RANK=rank, **env),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank, prefix in ((0, []), (1, second_host))]
+    for node in nodes:
+        out, err = node.communicate(timeout=600)
+        assert node.returncode == 0, out[-2000:] + err[-2000:]
+    assert "world size 2 (this is rank 1)" in (run / "train_rank1.log").read_text()
+    assert logged(run, "parameter checksum", 0) == logged(run, "parameter checksum", 1)
+    assert (run / "ckpt" / "generator_00000003.ckpt").exists()
+
+
+def test_distributed_resume_matches_an_uninterrupted_distributed_run(tmp_path):
+    msrun(2, "fake", tmp_path / "straight", "--max_steps", "4", *SMALL)
+    msrun(2, "fake", tmp_path / "split", "--max_steps", "2", *SMALL)
+    msrun(2, "fake", tmp_path / "split", "--resume", "--max_steps", "4")
+    assert "resumed from" in (tmp_path / "split" / "train_rank1.log").read_text()
+    import mindspore as ms
+    straight = ms.load_checkpoint(str(tmp_path / "straight" / "ckpt" / "train_state_00000004.ckpt"))
+    split = ms.load_checkpoint(str(tmp_path / "split" / "ckpt" / "train_state_00000004.ckpt"))
+    for name, value in straight.items():
+        if not isinstance(value, str):
+            np.testing.assert_allclose(split[name].asnumpy(), value.asnumpy(), rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_a_killed_worker_ends_the_whole_job_with_a_clear_message(tmp_path):
+    run = tmp_path / "run"
+    job = msrun(2, "digits", run, "--max_steps", "100000", *SMALL, wait=False)
+    rank1_log = run / "train_rank1.log"
+    deadline = time.time() + 300
+    while not (rank1_log.exists() and "[2/" in rank1_log.read_text()):  # rank 1 is training
+        assert time.time() < deadline and job.poll() is None, "the job did not start training"
+        time.sleep(1)
+    worker = next(pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+                  if is_worker(pid, str(run), rank=1))
+    os.kill(worker, signal.SIGKILL)
+    killed_at = time.time()
+    try:
+        _, err = job.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+        pytest.fail("the job hung after a worker was killed")
+    assert job.returncode != 0
+    assert "error: the distributed job stopped" in err and "worker failed or was killed" in err
+    assert time.time() - killed_at < 180
+    assert not [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if is_worker(pid, str(run))]
+
+
+def is_worker(pid, run, rank=None):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if f"--output_path\0{run}\0".encode() not in f.read():
+                return False
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+    except OSError:
+        return False
+    return env.get(b"MS_ROLE") == b"MS_WORKER" and (rank is None or env.get(b"RANK_ID") == str(rank).encode())
+
+
+RANK_TABLE = {"version": "1.0", "server_count": "1", "status": "completed", "server_list": [
+    {"server_id": "10.0.0.1", "host_nic_ip": "reserve", "device": [
+        {"device_id": "4", "device_ip": "192.1.27.6", "rank_id": "0"},
+        {"device_id": "5", "device_ip": "192.2.27.6", "rank_id": "1"}]}]}
+
+
+def recording_interpreter(tmp_path):
+    """A stand-in for python that records how train.py was started, and is the real python for everything else."""
+    record = tmp_path / "launches.txt"
+    fake = tmp_path / "python"
+    fake.write_text(f"""#!/bin/bash
+if [ "$1" != "{ROOT}/train.py" ]; then exec "{sys.executable}" "$@"; fi
+echo "$PWD|$RANK_TABLE_FILE|$RANK_SIZE|$RANK_ID|$DEVICE_ID|$*" >> "{record}"
+""")
+    fake.chmod(0o755)
+    return fake, record
+
+
+def test_rank_table_launcher_starts_one_process_per_device_with_its_environment(tmp_path):
+    table = tmp_path / "rank_table_2pcs.json"
+    table.write_text(json.dumps(RANK_TABLE))
+    fake, record = recording_interpreter(tmp_path)
+    save = tmp_path / "run"
+    result = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(table), "digits", str(save),
+                             "--max_steps", "5"], cwd=ROOT, env=dict(os.environ, PYTHON=str(fake)),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for _ in range(100):  # the ranks run in the background
+        if record.exists() and len(record.read_text().splitlines()) == 2:
+            break
+        time.sleep(0.1)
+    launches = sorted(line.split("|") for line in record.read_text().splitlines())
+    assert [launch[:5] for launch in launches] == [
+        [str(save / "device0"), str(table), "2", "0", "4"], [str(save / "device1"), str(table), "2", "1", "5"]]
+    for launch in launches:
+        args = launch[5]
+        assert f"--dataset digits --output_path {save} --device_target Ascend --run_distribute --max_steps 5" in args
+    assert len((save / "pids").read_text().split()) == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "rank table not found"),
+    ("{not json", "is not valid JSON"),
+    (json.dumps({"version": "1.0", "server_list": [{"server_id": "1", "device": []}]}), "lists no devices"),
+])
+def test_rank_table_launcher_refuses_a_bad_table_in_one_line(tmp_path, content, message):
+    table = tmp_path / "table.json"
+    if content is not None:
+        table.write_text(content)
+    result = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(table), "digits", str(tmp_path / "run")],
+                            cwd=ROOT, env=dict(os.environ, PYTHON=sys.executable), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr

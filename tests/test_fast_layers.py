@@ -1,0 +1,83 @@
+"""The fast CPU layers (src/fast_layers.py) compute what the plain nn layers compute, with the same parameters."""
+import numpy as np
+import pytest
+import mindspore as ms
+import mindspore.nn as nn
+import mindspore.ops as ops
+
+from src.discriminator import Discriminator
+from src.fast_layers import FullConv2d, LatentConvTranspose2d
+from src.generator import Generator
+from src.init import init_weights
+
+ms.set_context(mode=ms.GRAPH_MODE)
+
+
+class OutputAndGrads(nn.Cell):
+    """(y, dL/dx, dL/dweight) for L = sum(y * r): every output element gets its own random cotangent."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+        self.grad = ops.GradOperation(get_all=True, get_by_list=True)
+        self.weights = ms.ParameterTuple(layer.trainable_params())
+
+    def loss(self, x, r):
+        return (self.layer(x) * r).sum()
+
+    def construct(self, x, r):
+        (dx, _), (dw,) = self.grad(self.loss, self.weights)(x, r)
+        return self.layer(x), dx, dw
+
+
+def assert_close(actual, expected, name):
+    """Within 1e-4 relative to the largest magnitude of the reference (elementwise rtol fails on values near 0)."""
+    expected, actual = expected.asnumpy(), actual.asnumpy()
+    scale = np.abs(expected).max()
+    assert scale > 0, name
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-4 * scale, err_msg=name)
+
+
+def compare(fast, plain, x_shape, seed):
+    rng = np.random.default_rng(seed)
+    weight = rng.normal(0, 0.02, plain.weight.shape).astype(np.float32)
+    plain.weight.set_data(ms.Tensor(weight))
+    fast.weight.set_data(ms.Tensor(weight))
+    x = ms.Tensor(rng.standard_normal(x_shape).astype(np.float32))
+    expected = OutputAndGrads(plain)(x, ms.Tensor(np.ones(1, np.float32)))  # only for the output shape
+    r = ms.Tensor(rng.standard_normal(expected[0].shape).astype(np.float32))
+    expected, actual = OutputAndGrads(plain)(x, r), OutputAndGrads(fast)(x, r)
+    assert actual[0].shape == expected[0].shape
+    for name, a, e in zip(("output", "input gradient", "weight gradient"), actual, expected):
+        assert_close(a, e, name)
+
+
+@pytest.mark.parametrize("nz, cout, batch", [(100, 512, 8), (16, 64, 3)])
+def test_latent_transposed_conv_equals_conv2d_transpose(nz, cout, batch):
+    plain = nn.Conv2dTranspose(nz, cout, 4, 1, pad_mode="pad", padding=0, has_bias=False)
+    compare(LatentConvTranspose2d(nz, cout, 4), plain, (batch, nz, 1, 1), seed=1)
+
+
+@pytest.mark.parametrize("cin, cout, batch", [(512, 1, 8), (64, 1, 5), (32, 3, 2)])
+def test_full_conv_equals_valid_conv2d(cin, cout, batch):
+    plain = nn.Conv2d(cin, cout, 4, 1, pad_mode="valid", has_bias=False)
+    compare(FullConv2d(cin, cout, 4), plain, (batch, cin, 4, 4), seed=2)
+
+
+@pytest.mark.parametrize("image_size", [32, 64])
+def test_fast_networks_have_the_plain_networks_parameters_and_outputs(image_size):
+    """Same parameter names and shapes (checkpoints load either way), same initialisation, same images and logits."""
+    plain_g, fast_g = Generator(image_size, 100, 16, 3), Generator(image_size, 100, 16, 3, fast=True)
+    plain_d, fast_d = Discriminator(image_size, 16, 3), Discriminator(image_size, 16, 3, fast=True)
+    for plain, fast in ((plain_g, fast_g), (plain_d, fast_d)):
+        assert [(n, p.shape) for n, p in plain.parameters_and_names()] == \
+               [(n, p.shape) for n, p in fast.parameters_and_names()]
+        init_weights(plain, np.random.default_rng(5))
+        init_weights(fast, np.random.default_rng(5))
+        plain.set_train(False)
+        fast.set_train(False)
+    z = ms.Tensor(np.random.default_rng(0).standard_normal((4, 100, 1, 1)).astype(np.float32))
+    images = plain_g(z)
+    assert_close(fast_g(z), images, "images")
+    assert_close(fast_d(images), plain_d(images), "logits")
+

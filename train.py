@@ -2,7 +2,7 @@
 import sys
 
 from src.config import parse_train_args, resolve_train_config, resume_config
-from src.errors import UserError
+from src.errors import TrainingDiverged, UserError
 
 
 def main(argv=None):
@@ -24,6 +24,9 @@ def main(argv=None):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -4,8 +4,10 @@ At every save the run directory's ckpt/ folder receives three MindSpore checkpoi
   generator_N.ckpt      G's weights and BN statistics + its architecture (image_size, nz, ngf, nc) for eval/export
   discriminator_N.ckpt  D's weights and BN statistics + its architecture (image_size, ndf, nc)
   train_state_N.ckpt    G, D, both Adam states, the fixed noise, step, epoch and seed
-Each file is written under a temporary name and renamed, and the training state is written last, so the newest
-train_state always has complete G and D files beside it. CRC checks are on, so a damaged file is detected on load.
+Each file is written under a temporary name, flushed to disk and renamed, and the training state is written last
+and read back before older sets are rotated away, so a kill or a full disk at any moment leaves the previous
+complete set in place. CRC checks are on: a damaged file (a kill, a full disk, bit rot) is detected on resume and
+the newest intact training state is used instead.
 """
 import glob
 import os
@@ -13,6 +15,7 @@ import re
 
 import mindspore as ms
 
+from src.device import captured_stderr
 from src.errors import UserError
 
 CKPT_DIR = "ckpt"
@@ -33,11 +36,36 @@ def saved_steps(run_dir, kind="train_state"):
     return sorted(steps)
 
 
+TMP_SUFFIX = ".tmp.ckpt"
+
+
 def atomic_save(save_obj, path, append_dict=None):
-    """Write a checkpoint to a temporary name, then rename it: a crash never leaves a half-written `path`."""
-    tmp = path[:-len(".ckpt")] + ".tmp.ckpt"
-    ms.save_checkpoint(save_obj, tmp, append_dict=append_dict, crc_check=True)
-    os.replace(tmp, path)
+    """Write a checkpoint to a temporary name, flush it to disk, then rename it: a crash never leaves a
+    half-written `path`. A failed write (a full disk) removes the temporary file and is a UserError."""
+    tmp = path[:-len(".ckpt")] + TMP_SUFFIX
+    try:
+        with captured_stderr():  # on a full disk MindSpore logs a CRITICAL page; our one line says it
+            ms.save_checkpoint(save_obj, tmp, append_dict=append_dict, crc_check=True)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        directory = os.open(os.path.dirname(path), os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself reaches the disk
+        finally:
+            os.close(directory)
+    except (OSError, RuntimeError, ValueError) as error:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        raise UserError(f"cannot save checkpoint {path}: {reason} (disk full?); earlier checkpoints are kept") \
+            from None
+
+
+def remove_partial_files(run_dir):
+    """Delete temporary files left by a save that was killed; they never replaced a checkpoint."""
+    for path in glob.glob(os.path.join(run_dir, CKPT_DIR, "*" + TMP_SUFFIX)):
+        os.remove(path)
 
 
 def network_entries(net):
@@ -81,8 +109,9 @@ def save_training_checkpoint(run_dir, step, epoch, cfg, netG, netD, optimizerG, 
                 append_dict=dict(d_arch, step=step))
     state = as_save_list(state_entries(netG, netD, optimizerG, optimizerD))
     state.append({"name": "fixed_noise", "data": fixed_noise})
-    atomic_save(state, ckpt_path(run_dir, "train_state", step),
-                append_dict={"step": step, "epoch": epoch, "seed": cfg["seed"]})
+    path = ckpt_path(run_dir, "train_state", step)
+    atomic_save(state, path, append_dict={"step": step, "epoch": epoch, "seed": cfg["seed"]})
+    read_checkpoint(path)  # read back (CRC) before remove_old_checkpoints may delete the previous set
 
 
 def remove_old_checkpoints(run_dir, keep):
@@ -122,6 +151,23 @@ def load_training_state(path, netG, netD, optimizerG, optimizerD):
     params = read_checkpoint(path)
     assign(state_entries(netG, netD, optimizerG, optimizerD), params, path)
     return int(params["step"].asnumpy()), int(params["epoch"].asnumpy()), params["fixed_noise"].asnumpy()
+
+
+def latest_training_state(run_dir, warn):
+    """Path of the newest train_state that reads back intact (CRC); damaged ones are reported through `warn`
+    and skipped. None when the run has no checkpoint yet; a UserError when all of them are damaged."""
+    steps = saved_steps(run_dir)
+    for step in reversed(steps):
+        path = ckpt_path(run_dir, "train_state", step)
+        try:
+            read_checkpoint(path)
+            return path
+        except UserError as error:
+            warn(f"warning: {error}; trying the previous checkpoint")
+    if not steps:
+        return None
+    raise UserError(f"no intact checkpoint to resume from in {os.path.join(run_dir, CKPT_DIR)}; "
+                    "the damaged files are left in place")
 
 
 def load_network(path, net):

@@ -34,7 +34,7 @@ class DCGAN(nn.Cell):
         loss_d = ops.depend(loss_d, self.optimizerD(self.reduce_d(grads_d)))
         fake = ops.depend(fake, loss_d)  # the G step must see the updated D
         (loss_g, d_fake_after), grad_fake = self.grad_g_fake(fake)
-        _, grads_g = g_backward(grad_fake)
+        grads_g = g_backward(grad_fake)[1]  # [0] would be the gradient for z: unused
         loss_g = ops.depend(loss_g, self.optimizerG(self.reduce_g(grads_g)))
         return loss_d, loss_g, d_real, d_fake, d_fake_after
 

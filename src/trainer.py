@@ -19,7 +19,7 @@ from src.dataset import create_dataset
 from src.dcgan import DCGAN
 from src.distributed import World
 from src.discriminator import Discriminator
-from src.errors import UserError
+from src.errors import TrainingDiverged, UserError
 from src.generator import Generator
 from src.init import init_weights
 from src.report import render_report
@@ -119,10 +119,12 @@ class Trainer:
         self._log_header(info, notes)
 
     def _resume(self):
-        steps = checkpoint.saved_steps(self.dir)
-        if not steps:
-            raise UserError(f"no checkpoint to resume from in {os.path.join(self.dir, checkpoint.CKPT_DIR)}")
-        path = checkpoint.ckpt_path(self.dir, "train_state", steps[-1])
+        if self.world.is_main:
+            checkpoint.remove_partial_files(self.dir)
+        path = checkpoint.latest_training_state(self.dir, self.log.warning)
+        if path is None:  # stopped before its first checkpoint: the seed makes a restart the same run
+            self.log.info("no checkpoint yet: resuming from step 0")
+            return
         self.step, _, self.fixed_noise = checkpoint.load_training_state(
             path, self.netG, self.netD, self.optimizerG, self.optimizerD)
         self.log.info(f"resumed from {path} at step {self.step}")
@@ -180,7 +182,8 @@ class Trainer:
                 if self.step % cfg["sample_interval"] == 0:
                     self._save_samples(f"fake_step_{self.step:08d}.png")
                 if self.step % cfg["save_checkpoint_steps"] == 0:
-                    self._save_checkpoint(epoch)
+                    self._check_finite({"loss_d": float(loss_d.asnumpy()), "loss_g": float(loss_g.asnumpy())})
+                    self._save_checkpoint(epoch)  # never a diverged state
                 if self.step >= self.total_steps:
                     break
             if self.step % self.steps_per_epoch == 0:
@@ -221,9 +224,9 @@ class Trainer:
 
     def _check_finite(self, record):
         if not all(math.isfinite(record[k]) for k in ("loss_d", "loss_g")):
-            raise RuntimeError(f"training diverged at step {self.step}: loss_d {record['loss_d']}, "
-                               f"loss_g {record['loss_g']}; the last good checkpoint is kept in "
-                               f"{os.path.join(self.dir, checkpoint.CKPT_DIR)}")
+            raise TrainingDiverged(f"training diverged at step {self.step}: loss_d {record['loss_d']}, "
+                                   f"loss_g {record['loss_g']}; the last good checkpoint is kept in "
+                                   f"{os.path.join(self.dir, checkpoint.CKPT_DIR)}")
 
     def _save_samples(self, name):
         if not self.world.is_main:

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Time the project's real DCGAN training step (the one train.py runs) and print one JSON line.
+
+The step is built by src.trainer.build_training_step from a config resolved exactly as train.py resolves it
+(the `fake` dataset's dict, model-zoo widths), with the same device setup (src/device.py), so the fast CPU layers
+are chosen as in training. Warm-up steps (compilation) are excluded; median and min are over the timed steps.
+Compare with ../shared/bench/torch_reference.py run in the same shell right before or after.
+
+usage: python bench/train_step.py [--batch_size 128] [--image_size 32] [--nc 3] [--ngf 64] [--ndf 64]
+                                  [--steps 10] [--warmup 2] [--fast_cpu on|off] [--device_target CPU]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from src.config import parse_train_args, resolve_train_config  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name, default in [("batch_size", 128), ("image_size", 32), ("nc", 3), ("ngf", 64), ("ndf", 64),
+                          ("steps", 10), ("warmup", 2)]:
+        p.add_argument("--" + name, type=int, default=default)
+    p.add_argument("--fast_cpu", choices=("on", "off"), default="on")
+    p.add_argument("--device_target", default="CPU")
+    a = p.parse_args()
+
+    from src import device  # before MindSpore is imported, as train.py does
+    note = device.prepare_cpu_environment(a.device_target)
+    cfg = resolve_train_config(parse_train_args([
+        "--dataset", "fake", "--device_target", a.device_target, "--batch_size", str(a.batch_size),
+        "--image_size", str(a.image_size), "--nc", str(a.nc), "--ngf", str(a.ngf), "--ndf", str(a.ndf),
+        "--fast_cpu", a.fast_cpu]))
+    device.set_device(cfg["device_target"], cfg["device_id"], cfg["mode"])
+
+    import numpy as np
+    import mindspore as ms
+    from src.trainer import build_training_step, step_noise
+
+    train_step = build_training_step(cfg)[0]
+    rng = np.random.default_rng(0)
+    real = ms.Tensor(rng.uniform(-1, 1, (a.batch_size, a.nc, a.image_size, a.image_size)).astype(np.float32))
+
+    def run(step):
+        outputs = train_step(real, step_noise(cfg, step))
+        return float(outputs[0].asnumpy())  # waits for the step to finish
+
+    compile_start = time.perf_counter()
+    for i in range(a.warmup):
+        run(i)
+    warmup_s = time.perf_counter() - compile_start
+    times = []
+    for i in range(a.steps):
+        start = time.perf_counter()
+        run(a.warmup + i)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    median = times[len(times) // 2]
+    print(json.dumps({
+        "impl": "mindspore", "mindspore": ms.__version__, "device_target": cfg["device_target"],
+        "fast_cpu": cfg["fast_cpu"], "env": note, "batch_size": a.batch_size, "image_size": a.image_size, "nc": a.nc,
+        "ngf": a.ngf, "ndf": a.ndf, "steps": a.steps, "warmup_s": round(warmup_s, 1),
+        "median_ms": round(1000 * median, 1), "min_ms": round(1000 * times[0], 1),
+        "images_per_s": round(a.batch_size / median, 1)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,8 @@ import argparse
 
 from src.errors import UserError
 
-DATASET_NAMES = ("digits", "fake", "auto", "folder", "imagenet", "cifar10", "mnist", "celeba", "lsun", "lfw")
+DATASET_NAMES = ("digits", "fake", "auto", "folder", "imagenet", "cifar10", "mnist", "celeba", "lsun", "lfw",
+                 "mindrecord")
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
 IMAGE_SIZES = (32, 64)
 
@@ -19,6 +20,7 @@ COMMON = dict(
     batch_size=128, lr=2e-4, beta1=0.5, epoch_size=20, max_steps=0,  # max_steps=0: no cap, run every epoch
     seed=1, log_interval=50, sample_interval=500, save_checkpoint_steps=1000, keep_checkpoint_max=5,
     num_parallel_workers=2,
+    strict=False,  # True: a bad image file stops the run; False: it is skipped and counted in the log
     fast_cpu="on",  # CPU only: the layers of src/fast_layers.py (same weights and results, faster); "off": plain ones
 )
 
@@ -36,6 +38,7 @@ CONFIGS = {
     "celeba": dict(COMMON, image_size=64, epoch_size=5),  # the pytorch example's 64 px face run
     "lsun": dict(COMMON, image_size=64, epoch_size=1),  # the paper trains LSUN bedrooms for ~1 epoch
     "lfw": dict(COMMON, image_size=64, epoch_size=25),
+    "mindrecord": dict(COMMON),  # prepare_data.py's output; --image_size must be the one it was converted at
 }
 
 # Built-in datasets are generated in memory and need no --data_path.
@@ -63,6 +66,8 @@ def train_parser():
     p.add_argument("--netG", default=None, help="warm-start the generator from this checkpoint")
     p.add_argument("--netD", default=None, help="warm-start the discriminator from this checkpoint")
     p.add_argument("--mode", choices=("graph", "pynative"), default="graph", help="MindSpore execution mode")
+    p.add_argument("--strict", action="store_true", default=None,
+                   help="stop at the first unreadable image file (default: skip such files and count them in the log)")
     p.add_argument("--fast_cpu", choices=("on", "off"), default=None,
                    help="on CPU, use the faster equivalent conv layers (default on); off: the plain nn layers")
     ints = ("epoch_size", "batch_size", "image_size", "nz", "ngf", "ndf", "nc", "seed", "max_steps", "log_interval",
@@ -77,7 +82,7 @@ def train_parser():
 # What a resumed run may change on its command line; everything else comes from the run's config.json.
 RESUMABLE_OVERRIDES = ("data_path", "run_distribute", "device_target", "device_id", "mode", "fast_cpu",
                        "epoch_size", "max_steps", "log_interval", "sample_interval", "save_checkpoint_steps",
-                       "keep_checkpoint_max", "num_parallel_workers")
+                       "keep_checkpoint_max", "num_parallel_workers", "strict")
 
 
 def parse_train_args(argv=None):

@@ -6,19 +6,32 @@ shared transform list makes the network input: decode -> resize the short side -
 -> scale to [-1, 1] -> HWC to CHW.
 
 Every bad input (unknown name, missing path, unsupported size, too few images) is a UserError raised before any
-pipeline runs. MindSpore is imported on first use only: importing this module (for DATASETS or detect_format) must
-not load it, because src/device.py sets CPU environment variables that MindSpore reads once, when it loads.
+pipeline runs. A bad file inside a file-based dataset (unreadable, truncated, not an image) cannot be found without
+decoding every file, so it is dealt with while training: it is skipped (never fed to the networks) and counted in
+`info.bad_files`, and an epoch short of images is topped up to its full batch count with the first good images of
+a second pass over the shard, so every epoch, shard and resumed run keeps exactly `info.batches_per_epoch` batches,
+in an order that depends on the seed alone (see _TopUp). `BadFiles.iterate` runs one epoch: it logs what was
+skipped, and stops the run (UserError) at the first bad file when strict, or when more than half of the files are
+bad (the top-up pass cannot fill the epoch).
+
+MindSpore is imported on first use only: importing this module (for DATASETS or detect_format) must not load it,
+because src/device.py sets CPU environment variables that MindSpore reads once, when it loads.
 """
+import hashlib
+import io
 import math
 import os
+import threading
+import warnings
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from src.errors import UserError
 
-DATASETS = ("imagenet", "folder", "cifar10", "mnist", "celeba", "lsun", "lfw", "fake", "digits", "auto")
+DATASETS = ("imagenet", "folder", "cifar10", "mnist", "celeba", "lsun", "lfw", "fake", "digits", "mindrecord",
+            "auto")
 BUILT_IN = ("fake", "digits")  # generated in memory, no data_path
 IMAGE_SIZES = (32, 64)
 CHANNELS = (1, 3)
@@ -43,6 +56,7 @@ class DatasetInfo:
     source_nc: int  # channels the reader produces before any conversion
     images_per_epoch: int  # per shard, after num_samples, before batching
     data_path: Optional[str] = None  # directory the reader was given (None for built-in datasets)
+    bad_files: Optional["BadFiles"] = field(default=None, compare=False)  # skipped files (see BadFiles)
 
 
 @dataclass
@@ -61,8 +75,103 @@ class _Reader:
     """A validated source. open(**sampler options) creates the MindSpore dataset; it has an "image" column."""
     open: Callable
     source_nc: int
-    first_ops: List = field(default_factory=list)  # run before resizing, e.g. Decode for encoded files
+    encoded: Optional[str] = None  # how the "image" column holds undecoded files (see _Decoder); None: pixels
     root: Optional[str] = None
+    label: str = "label"  # for encoded readers: the reader's other column (reused to mark the top-up pass)
+    locate: Optional[Callable] = None  # for encoded="bytes": [(size, sha1)] -> {(size, sha1): path} (see BadFiles)
+
+    @property
+    def first_ops(self):
+        """The ops that turn the "image" column into uint8 HWC pixels, raising on a bad file (for readers that
+        must see every image, like src/labelled_data.py; training skips bad files instead, see create_dataset)."""
+        return [_Decoder(self.encoded)] if self.encoded else []
+
+
+class BadFiles:
+    """The image files a pipeline could not decode (unreadable, truncated, not an image) and so skipped. Shared by
+    the pipeline's worker threads; passed back to create_dataset for a later epoch, it keeps counting there, each
+    file once. Files are keyed by path; LSUNDataset does not say which file it read, so an LSUN file is keyed by
+    (size, sha1) and its path looked up on disk (one scan of the folders) when it is named."""
+
+    LISTED = 10  # at most this many newly found files are named in one report
+
+    def __init__(self, strict=False, locate=None, root=None):
+        self.strict = strict
+        self._locate, self._root = locate, root  # locate(keys) -> {key: path} for (size, sha1) keys
+        self._lock = threading.Lock()
+        self._reasons = {}  # key -> reason, in the order found
+        self._names = {}  # (size, sha1) key -> its path (or a description), once looked up
+        self._reported = 0
+
+    def add(self, key, reason):
+        with self._lock:
+            self._reasons.setdefault(key, reason)
+
+    @property
+    def count(self):
+        return len(self._reasons)
+
+    def _entries(self, start=0, stop=None):
+        """[(name, reason)] of the bad files found in that range, in the order found."""
+        with self._lock:
+            entries = list(self._reasons.items())[start:stop]
+        unnamed = [key for key, _ in entries if not isinstance(key, str) and key not in self._names]
+        if unnamed:
+            found = self._locate(unnamed) if self._locate else {}
+            for key in unnamed:
+                self._names[key] = found.get(key) or f"a file of {key[0]} bytes in {self._root}"
+        return [(key if isinstance(key, str) else self._names[key], reason) for key, reason in entries]
+
+    @property
+    def first(self):
+        """'path: reason' of the first bad file found, or None."""
+        entries = self._entries(0, 1)
+        return f"{entries[0][0]}: {entries[0][1]}" if entries else None
+
+    def summary(self):
+        s = "" if self.count == 1 else "s"
+        return f"skipped {self.count} unreadable image file{s} so far (first: {self.first})"
+
+    def report(self):
+        """Log lines for the files found since the last report: the running count, then each new file (at most
+        LISTED of them). Empty if none was found."""
+        count, start = self.count, self._reported
+        if count == start:
+            return []
+        self._reported = count
+        lines = [self.summary()]
+        lines += [f"  skipped {name}: {reason}" for name, reason in self._entries(start, start + self.LISTED)]
+        if count - start > self.LISTED:
+            lines.append(f"  ... and {count - start - self.LISTED} more")
+        return lines
+
+    def _check_strict(self):
+        if self.strict and self.count:
+            raise UserError(f"bad image file {self.first} (--strict stops at the first one; without it bad files "
+                            "are skipped and counted)")
+
+    def iterate(self, dataset, batches, log=None):
+        """The first `batches` rows of one pass over `dataset` (as dataset.create_tuple_iterator(num_epochs=1) yields
+        them; it stops there rather than wait for the end of the pipeline). Raises UserError when strict and a bad
+        file was found, or when the pass ends short (too many bad files for the top-up pass to fill the epoch).
+        When the pass ends (or the caller stops early) passes each line of report() to log(line)."""
+        done = 0
+        try:
+            if batches > 0:
+                for row in dataset.create_tuple_iterator(num_epochs=1):
+                    self._check_strict()
+                    yield row
+                    done += 1
+                    if done == batches:
+                        break
+            self._check_strict()
+            if done < batches:
+                raise UserError(f"only {done} of the epoch's {batches} batches could be formed: "
+                                f"{self.summary()}; more than half of the files are bad, remove or replace them")
+        finally:
+            if log and not self.strict:
+                for line in self.report():
+                    log(line)
 
 
 def _ms():
@@ -130,13 +239,17 @@ def _image_subdirs(path):
 
 
 def detect_format(data_path):
-    """Return one of cifar10 / mnist / celeba / lsun / folder from what is on disk at data_path, checked in that order:
+    """Return one of mindrecord / cifar10 / mnist / celeba / lsun / folder from what is on disk at data_path, checked
+    in that order: mindrecord: prepare_data.py's images.mindrecord* files;
     cifar10: *batch*.bin files here or in cifar-10-batches-bin/ (or the unreadable python version, to explain it);
     mnist: train-/t10k- idx files (or their .gz, to explain it); celeba: list_attr_celeba.txt or img_align_celeba/;
     lsun: <category>_train / <category>_val folders; folder: images here or in sub-folders.
     Raises UserError if the path is missing, empty or holds none of these."""
     path = _existing_dir(data_path, "auto")
     names = set(os.listdir(path))
+    from src.mindrecord_data import is_mindrecord_dir  # prepare_data.py's output (images.mindrecord*)
+    if is_mindrecord_dir(names):
+        return "mindrecord"
     if _cifar10_root(path) or "cifar-10-batches-py" in names:
         return "cifar10"
     if any(f in names or f + ".gz" in names for pair in MNIST_FILES for f in pair):
@@ -199,13 +312,14 @@ def _celeba_first_image(attr_file):
 
 def _celeba(req):
     path = req.path
-    ds, vision = _ms()
+    ds, _ = _ms()
     # CelebADataset opens each image listed in list_attr_celeba.txt next to that file (MindSpore's documented layout).
     for root in (path, os.path.join(path, "img_align_celeba")):
         attr = os.path.join(root, "list_attr_celeba.txt")
         if os.path.isfile(attr) and os.path.isfile(os.path.join(root, _celeba_first_image(attr))):
-            return _Reader(lambda **kw: ds.CelebADataset(root, usage="all", **kw), source_nc=3,
-                           first_ops=[vision.Decode()], root=root)
+            return _Reader(lambda decrypt=_tag_with_path, **kw: ds.CelebADataset(root, usage="all", decrypt=decrypt,
+                                                                                 **kw),
+                           source_nc=3, encoded="tagged", root=root, label="attr")
     # The official download keeps the images in img_align_celeba/ (img_align_celeba/img_align_celeba/ on Kaggle),
     # away from list_attr_celeba.txt, where CelebADataset cannot find them. The attributes are not needed for a
     # GAN, so read that folder as a flat folder of images.
@@ -227,39 +341,38 @@ def _lsun(req):
         if os.path.exists(os.path.join(folder, "data.mdb")):
             raise UserError(f"{folder} is an lmdb database; MindSpore's LSUNDataset reads JPEG folders "
                             "(<category>_train/*.jpg), so export the images from the lmdb first")
-    ds, vision = _ms()
-    return _Reader(lambda **kw: ds.LSUNDataset(path, usage="all", **kw), source_nc=3,
-                   first_ops=[vision.Decode()], root=path)
-
-
-def _numpy_slices(data):
-    """open() for NumpySlicesDataset over `data`, always with one worker: slicing memory is trivial, and with more
-    workers the underlying GeneratorDataset starts worker processes (about 5 s before the first batch)."""
     ds, _ = _ms()
-    return lambda **kw: ds.NumpySlicesDataset(data, column_names=["image"], **dict(kw, num_parallel_workers=1))
+    # LSUNDataset has no decrypt hook to learn which file it read; a bad file is found on disk by size and hash.
+    return _Reader(lambda **kw: ds.LSUNDataset(path, usage="all", **kw), source_nc=3, encoded="bytes", root=path,
+                   locate=lambda keys: _find_files(folders, set(keys)))
 
 
-def _read_file(path):
-    _, vision = _ms()
-    return vision.read_file(str(path))
+def _numpy_slices(data, label=False):
+    """open() for NumpySlicesDataset over `data`, always with one worker: slicing memory is trivial, and with more
+    workers the underlying GeneratorDataset starts worker processes (about 5 s before the first batch). With
+    label=True a second column "label" (zeros) comes with it."""
+    ds, _ = _ms()
+    columns = (data, np.zeros(len(data), np.int32)) if label else data
+    names = ["image", "label"] if label else ["image"]
+    return lambda **kw: ds.NumpySlicesDataset(columns, column_names=names, **dict(kw, num_parallel_workers=1))
 
 
 def _file_list_reader(files, root):
     # ImageFolderDataset needs class sub-folders. Pointed at the parent with class_indexing={folder: 0} it reads the
     # right files, but its get_dataset_size() still counts every sibling folder. A list of paths through
-    # NumpySlicesDataset keeps the count, shuffling and sharding exact; MindSpore still reads and decodes the files.
-    _, vision = _ms()
-    return _Reader(_numpy_slices(files), source_nc=3, first_ops=[_read_file, vision.Decode()], root=root)
+    # NumpySlicesDataset keeps the count, shuffling and sharding exact; the map reads and decodes the files.
+    return _Reader(_numpy_slices(files, label=True), source_nc=3, encoded="path", root=root)
 
 
 def _image_folder(req):
     """imagenet / folder / lfw: class sub-folders of images (ImageFolderDataset), or one flat folder of images."""
     path = req.path
-    ds, vision = _ms()
+    ds, _ = _ms()
     if _image_subdirs(path):
         # Images lying directly in `path` next to class folders are not read (ImageFolderDataset ignores them).
-        return _Reader(lambda **kw: ds.ImageFolderDataset(path, extensions=list(IMAGE_EXTENSIONS), **kw),
-                       source_nc=3, first_ops=[vision.Decode()], root=path)
+        return _Reader(lambda decrypt=_tag_with_path, **kw: ds.ImageFolderDataset(
+                           path, extensions=list(IMAGE_EXTENSIONS), decrypt=decrypt, **kw),
+                       source_nc=3, encoded="tagged", root=path)
     files = _list_images(path)
     if not files:
         raise UserError(f"no images ({' '.join(IMAGE_EXTENSIONS[::2])}) in {path} or its sub-folders")
@@ -283,6 +396,12 @@ def _digits(req):
     return _Reader(_numpy_slices(images), source_nc=1)
 
 
+def _mindrecord(req):
+    """prepare_data.py's output: uint8 images stored at the training resolution (see src/mindrecord_data.py)."""
+    from src.mindrecord_data import reader
+    return reader(req.path, req.image_size)
+
+
 _BUILDERS = {
     "imagenet": _image_folder,
     "folder": _image_folder,
@@ -293,7 +412,192 @@ _BUILDERS = {
     "lsun": _lsun,
     "fake": _fake,
     "digits": _digits,
+    "mindrecord": _mindrecord,
 }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Decoding files, a bad one skipped and counted
+
+_READ_ERROR = b"E"  # _tag_with_path: the file could not be read; the reason follows the path
+_READ_OK = b"P"  # _tag_with_path: the file's bytes follow the path
+_NOT_READ = b"S"  # _TopUp.tag_with_path: the file was not read (it seemed not to be needed); only its path is here
+
+
+def _tag_with_path(path):
+    """The `decrypt` hook of ImageFolderDataset and CelebADataset: called with each file's path, it returns the bytes
+    the reader yields. Prefixing the path lets _Decoder name a bad file. Never raises (that would end the pipeline)."""
+    try:
+        with open(path, "rb") as f:
+            return _READ_OK + os.fsencode(path) + b"\0" + f.read()
+    except OSError as error:
+        return _READ_ERROR + os.fsencode(path) + b"\0" + f"cannot read it: {error.strerror}".encode()
+
+
+def _find_files(folders, keys):
+    """{(size, sha1): path} for the files in `folders` matching those keys (one scan; only same-size files read)."""
+    sizes, found = {size for size, _ in keys}, {}
+    for folder in folders:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_file() and entry.stat().st_size in sizes:
+                    key = (entry.stat().st_size, _sha1_file(entry.path))
+                    if key in keys:
+                        found.setdefault(key, entry.path)
+    return found
+
+
+def _sha1_file(path):
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()
+
+
+def _decode(data):
+    """uint8 HWC RGB pixels of an encoded image; raises if the bytes are not one complete image. Pillow is strict
+    where libjpeg is not (a JPEG cut short decodes to grey rows there), and its errors are one readable line."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey: keep the high byte, as OpenCV does
+            return np.repeat((np.asarray(image).astype(np.uint32) >> 8).astype(np.uint8)[..., None], 3, axis=2)
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def _reason(error):
+    from PIL import UnidentifiedImageError
+
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image in a known format"
+    return str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+_SILENCE_PIL = []
+
+
+def _silence_pil_warnings():
+    """Pillow's warnings about odd files (palette transparency, huge images) are not for the training log."""
+    if not _SILENCE_PIL:
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+        _SILENCE_PIL.append(True)
+
+
+class _Decoder:
+    """Map op turning an undecoded "image" column into uint8 HWC pixels. `encoded` says what the column holds:
+    "path" (a file path: read here), "tagged" (_tag_with_path's output) or "bytes" (a file's bytes, no name).
+    Without bad_files a bad file raises ValueError naming it; with bad_files it returns (pixels, ok) and a bad file
+    gives (a 1x1 placeholder, False) and is recorded, for the pipeline to filter out. With a _TopUp, a second
+    input column says which pass a row is from: good images of the first pass are counted there, and images of the
+    top-up pass skipped (like a bad file, but uncounted) once the first pass is known to fill the epoch."""
+
+    def __init__(self, encoded, bad_files=None, top_up=None):
+        self.encoded, self.bad_files, self.top_up = encoded, bad_files, top_up
+        _silence_pil_warnings()
+
+    @staticmethod
+    def _read(path):
+        try:
+            with open(path, "rb") as f:
+                return path, f.read(), None
+        except OSError as error:
+            return path, None, f"cannot read it: {error.strerror}"
+
+    def _unpack(self, value):
+        """(key naming the file, its bytes or None, reason it is bad or None)."""
+        if self.encoded == "path":
+            return self._read(str(value.item() if isinstance(value, np.ndarray) else value))
+        data = np.asarray(value).tobytes()
+        if self.encoded == "bytes":
+            return (len(data), hashlib.sha1(data).hexdigest()), data, None
+        path, _, rest = data[1:].partition(b"\0")
+        if data[:1] == _READ_ERROR:
+            return os.fsdecode(path), None, rest.decode(errors="replace")
+        if data[:1] == _NOT_READ:
+            return self._read(os.fsdecode(path))
+        return os.fsdecode(path), rest, None
+
+    def __call__(self, value, top_up_pass=None):
+        first_pass = top_up_pass is None or not np.ravel(top_up_pass)[0]
+        if self.top_up and not first_pass and self.top_up.enough():
+            return np.zeros((1, 1, 3), np.uint8), np.array(False)
+        key, data, reason = self._unpack(value)
+        if reason is None:
+            try:
+                image = _decode(data)
+                if self.top_up and first_pass:
+                    self.top_up.count_good()
+                return (image, np.array(True)) if self.bad_files else image
+            except Exception as error:  # noqa: BLE001 - a decoder fed arbitrary bytes can fail in any way
+                reason = _reason(error)
+        if self.bad_files is None:
+            name = key if isinstance(key, str) else f"a file of {key[0]} bytes"
+            raise ValueError(f"bad image file {name}: {reason}")
+        self.bad_files.add(key, reason)
+        return np.zeros((1, 1, 3), np.uint8), np.array(False)
+
+
+def _is_ok(ok):
+    return bool(ok)
+
+
+class _TopUp:
+    """The epoch's images are the first `needed` good images of the shard read twice: the first pass, then the
+    top-up pass (the same reader again, after it). For a top-up row the decoder asks enough(): once the first pass
+    has decoded `needed` good images, every top-up image lies beyond them and is skipped undecoded; until then it
+    is decoded. Either way the images kept (take(needed)) are the same, so the epoch depends on the seed alone,
+    never on thread timing, and the top-up pass costs decoding only in epochs that need it. Reset at the start of
+    every iteration over the pipeline (a MindSpore dataset callback on the decoder's map op)."""
+
+    def __init__(self, needed):
+        self.needed, self.good = needed, 0
+        self._lock = threading.Lock()
+
+    def count_good(self):
+        with self._lock:
+            self.good += 1
+
+    def enough(self):
+        return self.good >= self.needed
+
+    def reset(self):
+        with self._lock:
+            self.good = 0
+
+    def tag_with_path(self, path):
+        """The top-up reader's decrypt hook: _tag_with_path, or only the path once the file seems not needed. (The
+        reader may run ahead of the decoder's reset, so the decoder reads the file itself if it is needed after all.)"""
+        return _NOT_READ + os.fsencode(path) + b"\0" if self.enough() else _tag_with_path(path)
+
+    def callback(self):
+        """A dataset callback that resets this at the start of each pass (each create_tuple_iterator)."""
+        from mindspore.dataset.callback import DSCallback
+
+        top_up = self
+
+        class _Reset(DSCallback):
+            def ds_epoch_begin(self, ds_run_context):
+                top_up.reset()
+
+        return _Reset()
+
+
+def _decoded_twice(reader, source, options, bad_files, needed, workers):
+    """The shard's good images, read twice (see _TopUp), bad files dropped and counted in bad_files."""
+    import mindspore.dataset.transforms as transforms
+
+    def marked(pass_source, top_up_pass):  # the label column becomes the pass number (labels are not needed)
+        return pass_source.project(["image", reader.label]).map(
+            operations=transforms.Fill(top_up_pass), input_columns=reader.label, output_columns="top_up_pass")
+
+    top_up = _TopUp(needed)
+    second = reader.open(**options, **({"decrypt": top_up.tag_with_path} if reader.encoded == "tagged" else {}))
+    # Concatenated before decoding: the readers know their sizes, while a filtered pipeline is counted by running it.
+    rows = marked(source, 0).concat(marked(second, 1))
+    # Threads, not processes: the decoder records bad files in bad_files (Pillow decodes without the GIL).
+    rows = rows.map(operations=_Decoder(reader.encoded, bad_files, top_up), input_columns=["image", "top_up_pass"],
+                    output_columns=["image", "ok"], num_parallel_workers=workers, python_multiprocessing=False,
+                    callbacks=[top_up.callback()])
+    return rows.filter(predicate=_is_ok, input_columns=["ok"], num_parallel_workers=1).project(["image"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -318,8 +622,13 @@ def _transforms(image_size, source_nc, nc):
 
 
 def _mindspore_reason(error):
-    """The one useful line of a MindSpore pipeline error (they run to dozens of lines)."""
+    """The one useful line of a MindSpore pipeline error (they run to dozens of lines): for an error raised by
+    Python code in the pipeline (e.g. _Decoder), that exception's message."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if any(line.startswith("- Python Call Stack") for line in lines):
+        raised = [line for line in lines if line.split(":")[0].endswith(("Error", "Exception")) and ": " in line]
+        if raised:
+            return raised[-1].split(": ", 1)[1]
     for line in lines:
         if line.startswith("[ERROR]"):
             return line[len("[ERROR]"):].strip()
@@ -365,9 +674,11 @@ def _check_options(name, image_size, batch_size, nc, num_parallel_workers, num_s
 
 def create_dataset(name, data_path=None, image_size=32, batch_size=128, nc=None, shuffle=True,
                    num_parallel_workers=2, num_shards=None, shard_id=None, seed=0, drop_remainder=True,
-                   num_samples=None, fake_size=None):
+                   num_samples=None, fake_size=None, strict=False, bad_files=None):
     """Returns (ds, info): batches of one column "image", float32 (batch_size, nc, image_size, image_size) in
-    [-1, 1], and a DatasetInfo. nc=None keeps the source's channels (1 for mnist/digits, 3 otherwise)."""
+    [-1, 1], and a DatasetInfo. nc=None keeps the source's channels (1 for mnist/digits, 3 otherwise).
+    Bad image files are skipped and counted in info.bad_files: a new BadFiles(strict), or `bad_files` (from the
+    info of an earlier epoch) to keep counting there. Iterate with info.bad_files.iterate to act on them."""
     _check_options(name, image_size, batch_size, nc, num_parallel_workers, num_shards, shard_id, seed, num_samples,
                    fake_size)
     path = None
@@ -381,8 +692,9 @@ def create_dataset(name, data_path=None, image_size=32, batch_size=128, nc=None,
     ds.config.set_seed(seed)  # the readers' shuffle (and so which shard gets which image) draws from this seed
     # MindSpore rejects more workers than CPUs; a config written for a bigger machine should still run here.
     workers = min(num_parallel_workers, os.cpu_count() or 1)
-    source = reader.open(shuffle=shuffle, num_samples=num_samples, num_shards=num_shards, shard_id=shard_id,
-                         num_parallel_workers=workers)
+    options = dict(shuffle=shuffle, num_samples=num_samples, num_shards=num_shards, shard_id=shard_id,
+                   num_parallel_workers=workers)
+    source = reader.open(**options)
     per_shard = _count(source, name, reader.root)
     whole = per_shard
     if num_shards is not None or num_samples is not None:
@@ -397,12 +709,22 @@ def create_dataset(name, data_path=None, image_size=32, batch_size=128, nc=None,
                         "lower batch_size or add images")
 
     out_nc = nc or reader.source_nc
-    pipeline = source.project(["image"])  # drop labels: a GAN only needs the images
-    pipeline = pipeline.map(operations=reader.first_ops + _transforms(image_size, reader.source_nc, out_nc),
+    bad_files = bad_files or BadFiles(strict, reader.locate, reader.root)
+    batches = per_shard // batch_size if drop_remainder else math.ceil(per_shard / batch_size)
+    needed = batches * batch_size if drop_remainder else per_shard
+    if reader.encoded:
+        # Bad files are skipped, and the epoch topped up by a second pass (see _TopUp): a second reader rather than
+        # repeat(), which warns every epoch that batches may mix epochs.
+        pipeline = _decoded_twice(reader, source, options, bad_files, needed, workers)
+    else:
+        pipeline = source.project(["image"])  # drop labels: a GAN only needs the images
+    pipeline = pipeline.map(operations=_transforms(image_size, reader.source_nc, out_nc),
                             input_columns="image", num_parallel_workers=workers)
+    if reader.encoded:
+        pipeline = pipeline.take(needed)
     pipeline = pipeline.batch(batch_size, drop_remainder=drop_remainder)
 
-    batches = per_shard // batch_size if drop_remainder else math.ceil(per_shard / batch_size)
     info = DatasetInfo(name=name, nc=out_nc, num_images=whole, batches_per_epoch=batches,
-                       source_nc=reader.source_nc, images_per_epoch=per_shard, data_path=reader.root)
+                       source_nc=reader.source_nc, images_per_epoch=per_shard, data_path=reader.root,
+                       bad_files=bad_files)
     return pipeline, info

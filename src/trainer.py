@@ -61,12 +61,14 @@ def fixed_noise(cfg):
     return rng.standard_normal((NUM_FIXED_NOISE, cfg["nz"], 1, 1)).astype(np.float32)
 
 
-def epoch_dataset(cfg, epoch, world):
-    """This rank's shard of the data for `epoch`; the shards of all ranks cover the dataset once."""
+def epoch_dataset(cfg, epoch, world, bad_files=None):
+    """This rank's shard of the data for `epoch`; the shards of all ranks cover the dataset once. Bad image files
+    are skipped and counted in info.bad_files (or in `bad_files`, from an earlier epoch); --strict stops at one."""
     shards = dict(num_shards=world.size, shard_id=world.rank) if world.size > 1 else {}
     return create_dataset(cfg["dataset"], cfg["data_path"], image_size=cfg["image_size"],
                           batch_size=cfg["batch_size"], nc=cfg["nc"], shuffle=True,
-                          num_parallel_workers=cfg["num_parallel_workers"], seed=cfg["seed"] + epoch, **shards)
+                          num_parallel_workers=cfg["num_parallel_workers"], seed=cfg["seed"] + epoch,
+                          strict=cfg.get("strict", False), bad_files=bad_files, **shards)
 
 
 def parameter_checksum(*nets):
@@ -101,6 +103,7 @@ class Trainer:
         self.log = rundir.open_log(self.dir, rundir.log_file(world.rank))
         # Read the data first: a bad path or a too-small dataset fails here, before any compilation.
         self.dataset, info = epoch_dataset(cfg, 0, world)
+        self.bad_files = info.bad_files  # skipped image files, counted over the whole run
         cfg["dataset"], cfg["nc"] = info.name, info.nc
         self.steps_per_epoch = info.batches_per_epoch
         self.total_steps = cfg["epoch_size"] * self.steps_per_epoch
@@ -154,11 +157,11 @@ class Trainer:
         last_step = self.step
         while self.step < self.total_steps:
             epoch = self.step // self.steps_per_epoch
-            dataset = self.dataset if epoch == 0 else epoch_dataset(cfg, epoch, self.world)[0]
+            dataset = self.dataset if epoch == 0 else epoch_dataset(cfg, epoch, self.world, self.bad_files)[0]
             done_in_epoch = self.step - epoch * self.steps_per_epoch
             if done_in_epoch:
                 dataset = dataset.skip(done_in_epoch)
-            for (real,) in dataset.create_tuple_iterator(num_epochs=1):
+            for (real,) in self.bad_files.iterate(dataset, self.steps_per_epoch - done_in_epoch, self.log.info):
                 if self.step == start_step:
                     self._first_batch(real.asnumpy())
                 loss_d, loss_g, d_x, d_gz1, d_gz2 = self.train_step(real, step_noise(cfg, self.step, self.world.rank))

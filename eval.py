@@ -1,0 +1,60 @@
+"""Generate images with a trained generator.
+
+python eval.py --ckpt_file CKPT_OR_RUN_DIR --output_path DIR [--num_images N] [--seed S] [--format grid|png|npz]
+               [--interpolate K] [--batch_size B] [--device_target CPU|GPU|Ascend]
+writes DIR/generate.png (a grid), plus DIR/images/*.png (png) or DIR/images.npz (npz: uint8 N,H,W,C), and with
+--interpolate K DIR/interpolate.png (K latent walks). See src/generate.py.
+"""
+import sys
+
+from src.config import DEVICE_TARGETS, ArgumentParser
+from src.errors import UserError
+from src.generate import FORMATS, INTERPOLATION_STEPS, check_options
+
+
+def parse_args(argv=None):
+    from src.trained import add_arch_arguments
+    p = ArgumentParser(description="Generate images with a trained DCGAN generator.")
+    p.add_argument("--ckpt_file", required=True, help="a generator_N.ckpt or a run directory (its newest generator)")
+    p.add_argument("--output_path", default="./generated", help="directory for generate.png and the other outputs")
+    p.add_argument("--num_images", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed gives the same images")
+    p.add_argument("--format", choices=FORMATS, default="grid",
+                   help="grid: generate.png only; png: also one PNG per image; npz: also images.npz")
+    p.add_argument("--interpolate", type=int, default=0, metavar="K",
+                   help=f"also write interpolate.png: K latent walks of {INTERPOLATION_STEPS} images")
+    p.add_argument("--batch_size", type=int, default=128, help="images per forward pass")
+    p.add_argument("--device_target", choices=DEVICE_TARGETS, default="CPU")
+    p.add_argument("--device_id", type=int, default=0)
+    add_arch_arguments(p, ("G",))
+    args = p.parse_args(argv)
+    check_options(args.num_images, args.batch_size, args.format, args.interpolate)
+    return args
+
+
+def main(argv=None):
+    try:
+        args = parse_args(argv)
+        from src import device
+        device.prepare_cpu_environment(args.device_target)  # before MindSpore is imported (see src/device.py)
+        device.set_device(args.device_target, args.device_id, "graph")
+        import mindspore as ms
+        from src import trained
+        from src.generate import generate
+
+        netG, arch, ckpt_file = trained.load(args.ckpt_file, "G", trained.overrides_from(args, "G"))
+        written = generate(lambda z: netG(ms.Tensor(z)).asnumpy(), arch["nz"], args.output_path,
+                           num_images=args.num_images, seed=args.seed, fmt=args.format,
+                           batch_size=args.batch_size, interpolate=args.interpolate)
+        print(f"generator {ckpt_file} ({arch['image_size']} px, nz {arch['nz']}, ngf {arch['ngf']}, "
+              f"nc {arch['nc']}): {args.num_images} images, seed {args.seed}")
+        for path in written:
+            print(f"wrote {path}")
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

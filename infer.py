@@ -1,0 +1,61 @@
+"""Generate images from an exported generator MINDIR alone (no checkpoint, no network source code).
+
+python infer.py --mindir NAME.mindir --output_path DIR [--num_images N] [--seed S] [--format grid|png|npz]
+                [--interpolate K] [--device_target CPU|GPU|Ascend]
+The same outputs as eval.py (see src/generate.py), and for the same seed the same images as eval.py gives with
+the checkpoint the MINDIR was exported from. The latent size and batch size are read from the MINDIR's input.
+"""
+import sys
+
+from src.config import DEVICE_TARGETS, ArgumentParser
+from src.errors import UserError
+from src.generate import FORMATS, INTERPOLATION_STEPS, check_options
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(description="Generate images from a generator exported with export.py --file_format MINDIR.")
+    p.add_argument("--mindir", required=True, help="a generator exported by export.py (--net G)")
+    p.add_argument("--output_path", default="./generated")
+    p.add_argument("--num_images", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed gives the same images")
+    p.add_argument("--format", choices=FORMATS, default="grid")
+    p.add_argument("--interpolate", type=int, default=0, metavar="K",
+                   help=f"also write interpolate.png: K latent walks of {INTERPOLATION_STEPS} images")
+    p.add_argument("--device_target", choices=DEVICE_TARGETS, default="CPU")
+    p.add_argument("--device_id", type=int, default=0)
+    args = p.parse_args(argv)
+    check_options(args.num_images, 1, args.format, args.interpolate)
+    return args
+
+
+def main(argv=None):
+    try:
+        args = parse_args(argv)
+        from src import device
+        device.prepare_cpu_environment(args.device_target)  # before MindSpore is imported (see src/device.py)
+        device.set_device(args.device_target, args.device_id, "graph")
+        import mindspore as ms
+        import mindspore.nn as nn
+        from src.export_model import mindir_info, mindir_input_shape
+        from src.generate import generate
+
+        shape = mindir_input_shape(args.mindir)
+        if mindir_info(args.mindir).get("net", "G") != "G" or len(shape) != 4 or shape[2:] != [1, 1]:
+            raise UserError(f"{args.mindir} takes input {shape}, not a latent batch (B, nz, 1, 1): "
+                            "export the generator (export.py --net G)")
+        batch_size, nz = shape[0], shape[1]
+        graph = nn.GraphCell(ms.load(args.mindir))
+        written = generate(lambda z: graph(ms.Tensor(z)).asnumpy(), nz, args.output_path,
+                           num_images=args.num_images, seed=args.seed, fmt=args.format, batch_size=batch_size,
+                           interpolate=args.interpolate)
+        print(f"generator MINDIR {args.mindir} (input {shape}): {args.num_images} images, seed {args.seed}")
+        for path in written:
+            print(f"wrote {path}")
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The paper's representation-learning test: classify images with a linear SVM on the trained D's features.
+
+python verify.py --ckpt_file CKPT_OR_RUN_DIR --dataset cifar10|mnist|folder|digits --data_path PATH
+                 [--num_labels N] [--classifier linear|svc] [--output_path DIR]
+prints one JSON line: "accuracy" (trained D features) and "baselines" (the same D untrained, raw pixels) on the
+same split, with the chosen C, feature sizes and Fréchet distances; the same line is written to DIR/verify.json
+(default DIR: the checkpoint's run directory). See src/representation.py for the protocol.
+"""
+import json
+import os
+import sys
+
+from src.config import DEVICE_TARGETS, ArgumentParser
+from src.errors import UserError
+
+DATASETS = ("cifar10", "mnist", "folder", "digits")
+CLASSIFIERS = ("linear", "svc")
+
+
+def parse_args(argv=None):
+    from src.trained import add_arch_arguments
+    p = ArgumentParser(description="Linear-SVM accuracy of a trained DCGAN discriminator's features.")
+    p.add_argument("--ckpt_file", required=True, help="a discriminator_N.ckpt or a run directory (its newest D)")
+    p.add_argument("--dataset", choices=DATASETS, default="digits")
+    p.add_argument("--data_path", default=None, help="dataset location (not needed for digits)")
+    p.add_argument("--num_labels", type=int, default=None,
+                   help="use N labelled training examples in all, the same number per class (default: all)")
+    p.add_argument("--classifier", choices=CLASSIFIERS, default="linear",
+                   help="linear: L2-SVM (LinearSVC, the paper); svc: RBF SVC (the model zoo)")
+    p.add_argument("--output_path", default=None, help="directory for verify.json (default: the run directory)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the splits, the label subset and the untrained D")
+    p.add_argument("--batch_size", type=int, default=128, help="images per forward pass")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="SVMs fitted at once (default: one per CPU); each holds a copy of the features")
+    p.add_argument("--device_target", choices=DEVICE_TARGETS, default="CPU")
+    p.add_argument("--device_id", type=int, default=0)
+    add_arch_arguments(p, ("D",))
+    args = p.parse_args(argv)
+    if args.dataset != "digits" and not args.data_path:
+        raise UserError(f"dataset '{args.dataset}' needs --data_path")
+    if args.batch_size < 1:
+        raise UserError(f"--batch_size must be at least 1, not {args.batch_size}")
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.num_labels is not None and args.num_labels < 1:
+        raise UserError(f"--num_labels must be positive, not {args.num_labels}")
+    return args
+
+
+def main(argv=None):
+    try:
+        args = parse_args(argv)
+        from src import device
+        device.prepare_cpu_environment(args.device_target)  # before MindSpore is imported (see src/device.py)
+        device.set_device(args.device_target, args.device_id, "graph")
+        from src import representation, trained
+
+        report = representation.run(args.ckpt_file, args.dataset, args.data_path, num_labels=args.num_labels,
+                                    classifier=args.classifier, seed=args.seed, batch_size=args.batch_size,
+                                    overrides=trained.overrides_from(args, "D"), jobs=args.jobs)
+        ckpt_file = report["checkpoint"]
+        folder = args.output_path or trained.run_dir_of(ckpt_file) or os.path.dirname(os.path.abspath(ckpt_file))
+        os.makedirs(folder, exist_ok=True)
+        report["output"] = os.path.join(folder, "verify.json")
+        line = json.dumps(report)
+        with open(report["output"], "w") as f:
+            f.write(line + "\n")
+        print(line)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

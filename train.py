@@ -10,7 +10,11 @@ def main(argv=None):
         args = parse_train_args(argv)
         # Runs before MindSpore is imported: oneDNN reads its ISA cap once, at start-up (see src/device.py).
         from src import device
-        note = device.prepare_cpu_environment(args.device_target)
+        fast_cpu = args.fast_cpu
+        if args.resume and fast_cpu is None:
+            from src.run_dir import read_config
+            fast_cpu = read_config(args.output_path).get("fast_cpu")
+        note = device.prepare_cpu_environment(args.device_target, fast_cpu or "on")
         if args.resume:
             from src.run_dir import read_config
             cfg = resume_config(read_config(args.output_path), args)

@@ -39,7 +39,7 @@ def median(values):
 
 def worker(a):
     from src import device
-    device.prepare_cpu_environment("CPU")
+    device.prepare_cpu_environment("CPU", "on")  # the fast layers, as train.py uses them
     import numpy as np
     import mindspore as ms
     import mindspore.ops as ops

@@ -30,7 +30,7 @@ def main():
     a = p.parse_args()
 
     from src import device  # before MindSpore is imported, as train.py does
-    note = device.prepare_cpu_environment(a.device_target)
+    note = device.prepare_cpu_environment(a.device_target, a.fast_cpu)
     cfg = resolve_train_config(parse_train_args([
         "--dataset", "fake", "--device_target", a.device_target, "--batch_size", str(a.batch_size),
         "--image_size", str(a.image_size), "--nc", str(a.nc), "--ngf", str(a.ngf), "--ndf", str(a.ndf),

@@ -7,15 +7,20 @@ BCE-with-logits (see src/cell.py), which never takes log(0) when D saturates.
 import mindspore.nn as nn
 import mindspore.ops as ops
 
-from src.fast_layers import FullConv2d
+from src.fast_layers import DnnlConv2d, FullConv2d
 
 # Channel multipliers of ndf per stage, from the input side; the 1-logit layer follows the last entry.
 STAGES = {32: (2, 4, 8), 64: (1, 2, 4, 8)}
 
 
-def down_block(in_channels, out_channels, batch_norm=True):
-    """Strided conv (k4 s2 p1: halves H and W) + optional BN + LeakyReLU(0.2)."""
-    layers = [nn.Conv2d(in_channels, out_channels, 4, 2, pad_mode="pad", padding=1, has_bias=False)]
+def down_block(in_channels, out_channels, batch_norm=True, fast=False):
+    """Strided conv (k4 s2 p1: halves H and W) + optional BN + LeakyReLU(0.2).
+
+    fast: the conv on oneDNN's blocked layouts (src/fast_layers.py), same weight and result."""
+    if fast:
+        layers = [DnnlConv2d(in_channels, out_channels, 4, 2, 1)]
+    else:
+        layers = [nn.Conv2d(in_channels, out_channels, 4, 2, pad_mode="pad", padding=1, has_bias=False)]
     if batch_norm:
         layers.append(nn.BatchNorm2d(out_channels, momentum=0.9, eps=1e-5))
     return layers + [nn.LeakyReLU(0.2)]
@@ -30,9 +35,9 @@ class Discriminator(nn.Cell):
     def __init__(self, image_size=32, ndf=64, nc=3, fast=False):
         super().__init__()
         widths = [ndf * m for m in STAGES[image_size]]
-        blocks = [nn.SequentialCell(down_block(nc, widths[0], batch_norm=False))]
+        blocks = [nn.SequentialCell(down_block(nc, widths[0], batch_norm=False, fast=fast))]
         for cin, cout in zip(widths, widths[1:]):
-            blocks.append(nn.SequentialCell(down_block(cin, cout)))
+            blocks.append(nn.SequentialCell(down_block(cin, cout, fast=fast)))
         self.blocks = nn.CellList(blocks)
         # 4x4 -> 1x1, one logit: no BN, no activation.
         if fast:  # the same weight and result, as one matrix product (src/fast_layers.py)

@@ -8,8 +8,11 @@ Why (MindSpore 2.10 CPU, oneDNN capped at AVX2 by src/device.py; measured with O
 bench/RESULTS.md): MindSpore hands oneDNN plain NCHW tensors, and oneDNN runs a convolution whose kernel covers the
 whole input (D's last 512 -> 1 layer, 4x4 valid on 4x4) and the 1x1 -> 4x4 first layer of G through slow generic
 code paths (`ref:any` for D's head, forward and both gradients). Both are plain matrix products and run as MatMul.
+All other convolutions of G and D run as oneDNN custom ops on blocked layouts (DnnlConv2d, DnnlConv2dTranspose
+below, src/custom_ops): those are what let oneDNN run at its full instruction set (AVX-512).
 """
 import mindspore.nn as nn
+from mindspore.common import dtype as mstype
 import mindspore.ops as ops
 
 
@@ -50,3 +53,100 @@ class FullConv2d(nn.Conv2d):
         y = self.matmul(ops.reshape(x, (n, k)), ops.reshape(self.weight, (self.out_channels, k)))
         return ops.reshape(y, (n, self.out_channels, 1, 1))
 
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Convolutions on oneDNN's own blocked layouts (src/custom_ops/dnnl_conv.cc, an ops.Custom "aot" kernel).
+#
+# MindSpore's CPU convolutions give oneDNN plain NCHW tensors, which at oneDNN's default instruction set run a
+# reference kernel; so src/device.py caps oneDNN at AVX2, which halves an AVX-512 CPU's peak. The kernels below let
+# oneDNN pick its blocked layouts (jit:avx512_core, as PyTorch does) and reorder from/to NCHW themselves; with every
+# convolution of G and D on them, the AVX2 cap can go. Three kernels cover Conv2d and Conv2dTranspose forward and
+# backward: ConvFwd(x, w) -> y, ConvBwdData(dy, w) -> dx, ConvBwdWeights(x, dy) -> dw, with w in Conv2d's OIHW layout
+# (a Conv2dTranspose weight (in, out, k, k) is the OIHW weight of the convolution it transposes).
+
+def _dnnl_kernels(stride, padding, kernel_size):
+    """(forward, backward-data, backward-weights) Custom ops for one stride/padding, or None without the library."""
+    from src import custom_ops
+    library = custom_ops.library()
+    if library is None or (stride, padding) not in DNNL_STRIDE_PADDING:
+        return None
+    suffix = f"_s{stride}p{padding}"
+
+    def conv_out(x, w):
+        return (x[0], w[0], (x[2] + 2 * padding - w[2]) // stride + 1, (x[3] + 2 * padding - w[3]) // stride + 1)
+
+    def conv_in(dy, w):  # the input size a transposed convolution (or backward-data) produces
+        return (dy[0], w[1], (dy[2] - 1) * stride - 2 * padding + w[2], (dy[3] - 1) * stride - 2 * padding + w[3])
+
+    def conv_weight(x, dy):
+        return (dy[1], x[1], kernel_size, kernel_size)
+
+    def custom(name, shape):
+        return ops.Custom(f"{library}:{name}{suffix}", out_shape=shape, out_dtype=mstype.float32, func_type="aot")
+
+    return custom("ConvFwd", conv_out), custom("ConvBwdData", conv_in), custom("ConvBwdWeights", conv_weight)
+
+
+DNNL_STRIDE_PADDING = ((2, 1), (1, 0))  # the entry points dnnl_conv.cc exports
+
+
+def _dnnl_applicable(layer):
+    kh, kw = layer.kernel_size
+    sh, sw = layer.stride
+    padding = layer.padding if isinstance(layer.padding, int) else None
+    if isinstance(layer.padding, tuple) and len(set(layer.padding)) == 1:
+        padding = layer.padding[0]
+    return (kh == kw and sh == sw and (sh, padding) in DNNL_STRIDE_PADDING and layer.pad_mode == "pad"
+            and tuple(layer.dilation) == (1, 1) and layer.group == 1 and not layer.has_bias)
+
+
+class DnnlConv2d(nn.Conv2d):
+    """nn.Conv2d (no bias) computed by oneDNN on blocked layouts; the plain layer's computation if unavailable."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding):
+        super().__init__(in_channels, out_channels, kernel_size, stride, pad_mode="pad", padding=padding,
+                         has_bias=False)
+        kernels = _dnnl_kernels(stride, padding, kernel_size) if _dnnl_applicable(self) else None
+        self.dnnl = kernels is not None
+        if self.dnnl:
+            fwd, bwd_data, bwd_weights = kernels
+
+            # The input gradient's size from x itself: (H + 2p - k) // s + 1 forgets H's remainder.
+            bwd_data = ops.Custom(bwd_data.func, out_shape=lambda dy, w, x: x, out_dtype=mstype.float32,
+                                  func_type="aot")
+
+            def bprop(x, w, out, dout):
+                return bwd_data(dout, w, x), bwd_weights(x, dout)
+
+            self.conv = ops.Custom(fwd.func, out_shape=fwd.out_shape, out_dtype=mstype.float32, func_type="aot",
+                                   bprop=bprop)
+
+    def construct(self, x):
+        if self.dnnl:
+            return self.conv(x, self.weight)
+        return super().construct(x)
+
+
+class DnnlConv2dTranspose(nn.Conv2dTranspose):
+    """nn.Conv2dTranspose (no bias) computed by oneDNN on blocked layouts: its forward is the backward-data of the
+    convolution it transposes, its input gradient that convolution's forward. The plain layer if unavailable."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding):
+        super().__init__(in_channels, out_channels, kernel_size, stride, pad_mode="pad", padding=padding,
+                         has_bias=False)
+        kernels = _dnnl_kernels(stride, padding, kernel_size) if _dnnl_applicable(self) else None
+        self.dnnl = kernels is not None
+        if self.dnnl:
+            fwd, bwd_data, bwd_weights = kernels
+
+            def bprop(x, w, out, dout):
+                return fwd(dout, w), bwd_weights(dout, x)
+
+            self.conv = ops.Custom(bwd_data.func, out_shape=bwd_data.out_shape, out_dtype=mstype.float32,
+                                   func_type="aot", bprop=bprop)
+
+    def construct(self, x):
+        if self.dnnl:
+            return self.conv(x, self.weight)
+        return super().construct(x)

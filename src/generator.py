@@ -6,7 +6,7 @@ the output, ReLU inside and Tanh at the output. Widths follow the model zoo at 3
 """
 import mindspore.nn as nn
 
-from src.fast_layers import LatentConvTranspose2d
+from src.fast_layers import DnnlConv2dTranspose, LatentConvTranspose2d
 
 # Channel multipliers of ngf per stage, from the 4x4 stage up; the output layer follows the last entry.
 STAGES = {32: (8, 4, 2), 64: (8, 4, 2, 1)}
@@ -18,10 +18,17 @@ def up_block(in_channels, out_channels, first=False, fast=False):
     if first and fast:  # the same weight and result, as one matrix product (src/fast_layers.py)
         conv = LatentConvTranspose2d(in_channels, out_channels, 4)
     else:
-        conv = nn.Conv2dTranspose(in_channels, out_channels, 4, stride, pad_mode="pad", padding=padding, has_bias=False)
+        conv = transposed_conv(in_channels, out_channels, stride, padding, fast)
     return [conv,
             nn.BatchNorm2d(out_channels, momentum=0.9, eps=1e-5),
             nn.ReLU()]
+
+
+def transposed_conv(in_channels, out_channels, stride, padding, fast):
+    """A k4 transposed conv; fast: on oneDNN's blocked layouts (src/fast_layers.py), same weight and result."""
+    if fast:
+        return DnnlConv2dTranspose(in_channels, out_channels, 4, stride, padding)
+    return nn.Conv2dTranspose(in_channels, out_channels, 4, stride, pad_mode="pad", padding=padding, has_bias=False)
 
 
 class Generator(nn.Cell):
@@ -35,8 +42,8 @@ class Generator(nn.Cell):
         widths = [ngf * m for m in STAGES[image_size]]
         layers = up_block(nz, widths[0], first=True, fast=fast)
         for cin, cout in zip(widths, widths[1:]):
-            layers += up_block(cin, cout)
-        layers += [nn.Conv2dTranspose(widths[-1], nc, 4, 2, pad_mode="pad", padding=1, has_bias=False), nn.Tanh()]
+            layers += up_block(cin, cout, fast=fast)
+        layers += [transposed_conv(widths[-1], nc, 2, 1, fast), nn.Tanh()]
         self.main = nn.SequentialCell(layers)
 
     def construct(self, z):

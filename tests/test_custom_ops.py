@@ -1,0 +1,105 @@
+"""The oneDNN custom-op convolutions (src/custom_ops, src/fast_layers.py Dnnl*) compute what nn.Conv2d and
+nn.Conv2dTranspose compute: outputs, input gradients and weight gradients within 1e-4 of the largest value."""
+import ctypes
+import shutil
+
+import numpy as np
+import pytest
+import mindspore as ms
+import mindspore.nn as nn
+
+from src import custom_ops
+from src.fast_layers import DnnlConv2d, DnnlConv2dTranspose
+from tests.test_fast_layers import compare
+
+ms.set_context(mode=ms.GRAPH_MODE)
+
+needs_kernels = pytest.mark.skipif(shutil.which("g++") is None, reason="no g++: the plain layers are used")
+
+
+@needs_kernels
+def test_kernels_build_against_mindspores_onednn():
+    path = custom_ops.library()
+    assert path is not None
+    major, _, _, runtime = custom_ops.dnnl_version()
+    assert (major, runtime) == (3, custom_ops.ONEDNN_THREADPOOL_RUNTIME)
+    # The enum values src/custom_ops/dnnl_api.h restates, as the loaded oneDNN names them.
+    so = ctypes.CDLL(path)
+    so.DnnlConvTagName.restype = so.DnnlConvPropName.restype = ctypes.c_char_p
+    assert so.DnnlConvTagName(1) == b"any" and so.DnnlConvTagName(5) == b"abcd"
+    assert [so.DnnlConvPropName(v) for v in (64, 160, 192)] == \
+           [b"forward_training", b"backward_data", b"backward_weights"]
+
+
+CASES = [  # (in, out, stride, padding, input shape): the DCGAN layers at small widths, odd sizes, 3-channel ends
+    (3, 16, 2, 1, (4, 3, 32, 32)),
+    (16, 32, 2, 1, (3, 16, 16, 16)),
+    (32, 48, 2, 1, (2, 32, 7, 9)),
+    (8, 5, 1, 0, (2, 8, 6, 6)),
+]
+
+
+@needs_kernels
+@pytest.mark.parametrize("cin, cout, stride, padding, shape", CASES)
+def test_dnnl_conv2d_equals_conv2d(cin, cout, stride, padding, shape):
+    fast = DnnlConv2d(cin, cout, 4, stride, padding)
+    assert fast.dnnl
+    plain = nn.Conv2d(cin, cout, 4, stride, pad_mode="pad", padding=padding, has_bias=False)
+    compare(fast, plain, shape, seed=3)
+
+
+@needs_kernels
+@pytest.mark.parametrize("cin, cout, stride, padding, shape", [
+    (16, 3, 2, 1, (4, 16, 16, 16)),
+    (32, 16, 2, 1, (3, 32, 8, 8)),
+    (48, 32, 2, 1, (2, 48, 5, 7)),
+    (8, 5, 1, 0, (2, 8, 3, 3)),
+])
+def test_dnnl_conv2d_transpose_equals_conv2d_transpose(cin, cout, stride, padding, shape):
+    fast = DnnlConv2dTranspose(cin, cout, 4, stride, padding)
+    assert fast.dnnl
+    plain = nn.Conv2dTranspose(cin, cout, 4, stride, pad_mode="pad", padding=padding, has_bias=False)
+    compare(fast, plain, shape, seed=4)
+
+
+def test_without_the_library_the_layers_are_the_plain_ones(monkeypatch):
+    monkeypatch.setitem(custom_ops._result, "path", None)
+    conv, transposed = DnnlConv2d(16, 32, 4, 2, 1), DnnlConv2dTranspose(32, 16, 4, 2, 1)
+    assert not conv.dnnl and not transposed.dnnl
+    compare(conv, nn.Conv2d(16, 32, 4, 2, pad_mode="pad", padding=1, has_bias=False), (2, 16, 8, 8), seed=5)
+    compare(transposed, nn.Conv2dTranspose(32, 16, 4, 2, pad_mode="pad", padding=1, has_bias=False),
+            (2, 32, 4, 4), seed=6)
+
+
+def test_a_failed_build_falls_back_with_one_log_line(monkeypatch, caplog):
+    monkeypatch.setattr(custom_ops, "_result", {})
+    monkeypatch.setattr(custom_ops.shutil, "which", lambda name: None)
+    with caplog.at_level("WARNING", logger=custom_ops.__name__):
+        assert custom_ops.library() is None
+        assert custom_ops.library() is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "fast CPU convolutions unavailable (no C++ compiler (g++) on PATH): using MindSpore's convolutions"]
+
+
+@needs_kernels
+def test_equal_at_onednns_full_instruction_set():
+    """The tests above run under conftest's AVX2 cap; training with the custom ops runs without it (AVX-512 kernels
+    on this kind of CPU), which can only be chosen before MindSpore starts: check that in a fresh process."""
+    import os
+    import subprocess
+    import sys
+    script = (
+        "import mindspore as ms, mindspore.nn as nn\n"
+        "ms.set_context(mode=ms.GRAPH_MODE)\n"
+        "from tests.test_fast_layers import compare\n"
+        "from src.fast_layers import DnnlConv2d, DnnlConv2dTranspose\n"
+        "a, b = DnnlConv2d(32, 64, 4, 2, 1), DnnlConv2dTranspose(64, 32, 4, 2, 1)\n"
+        "assert a.dnnl and b.dnnl\n"
+        "compare(a, nn.Conv2d(32, 64, 4, 2, pad_mode='pad', padding=1, has_bias=False), (8, 32, 16, 16), 7)\n"
+        "compare(b, nn.Conv2dTranspose(64, 32, 4, 2, pad_mode='pad', padding=1, has_bias=False), (8, 64, 8, 8), 8)\n"
+        "print('equal')\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="ALL", PYTHONPATH=root)
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0 and done.stdout.strip().endswith("equal"), done.stderr[-2000:]

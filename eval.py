@@ -35,9 +35,8 @@ def parse_args(argv=None):
 def main(argv=None):
     try:
         args = parse_args(argv)
-        from src import device
-        device.prepare_cpu_environment(args.device_target)  # before MindSpore is imported (see src/device.py)
-        device.set_device(args.device_target, args.device_id, "graph")
+        from src.device import start_device
+        start_device(args.device_target, args.device_id)  # before MindSpore is imported (see src/device.py)
         import mindspore as ms
         from src import trained
         from src.generate import generate

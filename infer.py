@@ -31,9 +31,8 @@ def parse_args(argv=None):
 def main(argv=None):
     try:
         args = parse_args(argv)
-        from src import device
-        device.prepare_cpu_environment(args.device_target)  # before MindSpore is imported (see src/device.py)
-        device.set_device(args.device_target, args.device_id, "graph")
+        from src.device import start_device
+        start_device(args.device_target, args.device_id)  # before MindSpore is imported (see src/device.py)
         import mindspore as ms
         import mindspore.nn as nn
         from src.export_model import mindir_info, mindir_input_shape

@@ -64,6 +64,13 @@ def set_device(device_target, device_id=0, mode="graph", distributed=False):
     sys.stderr.write("".join(log))
 
 
+def start_device(device_target, device_id=0):
+    """Set-up of the tools that run MindSpore's plain layers (eval, export, infer, verify): the CPU environment
+    first, then the device, in graph mode. Call it before importing MindSpore."""
+    prepare_cpu_environment(device_target)
+    set_device(device_target, device_id, "graph")
+
+
 @contextlib.contextmanager
 def captured_stderr():
     """Capture what is written to file descriptor 2 (MindSpore's C++ and Python logs); yields a list that holds

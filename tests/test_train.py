@@ -1,25 +1,15 @@
 """train.py end to end, as a user runs it: real processes, real run directories, real checkpoints."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.cli import train
 from tests.fixtures import write_images
 
 # Narrow nets keep each run to seconds on a 2-core CPU; the code path is the full one.
 SMALL = ["--ngf", "8", "--ndf", "8", "--nz", "16", "--batch_size", "4", "--log_interval", "1"]
-
-
-def train(*args, check=True):
-    result = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"train.py failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def read_state(path):

@@ -4,8 +4,6 @@ first bad file with one line, and a dataset too small to train on is one line be
 import io
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from PIL import Image
 from src.dataset import BadFiles, create_dataset
 from src.errors import UserError
 from tests import fixtures as fx
-from tests.conftest import ROOT
+from tests.cli import train
 
 GOOD = 13  # + 3 bad files = 16 listed files: 4 batches of 4 per epoch, the 4th needs the top-up pass
 BATCH = 4
@@ -212,14 +210,6 @@ def test_bad_files_object_without_files():
 
 # ---------------------------------------------------------------------------------------------------------------
 # train.py end to end
-
-def train(*args, check=True):
-    result = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"train.py failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
 
 def noise_image(i):
     return np.random.default_rng(100 + i).integers(0, 256, (40, 48, 3), np.uint8)

@@ -11,19 +11,12 @@ import time
 import numpy as np
 import pytest
 
+from tests.cli import train
 from tests.conftest import ROOT
 
 SMALL = ["--dataset", "fake", "--epoch_size", "2", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch_size", "4",
          "--log_interval", "1", "--save_checkpoint_steps", "3", "--keep_checkpoint_max", "2"]
 STEPS = 14  # 2 epochs of 10 steps on fake, capped: crosses an epoch boundary
-
-
-def train(*args, check=True):
-    result = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"train.py failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def state(run, step):

@@ -6,7 +6,7 @@ the output, ReLU inside and Tanh at the output. Widths follow the model zoo at 3
 """
 import mindspore.nn as nn
 
-from src.fast_layers import DnnlConv2dTranspose, LatentConvTranspose2d
+from src.fast_layers import DnnlConv2dTranspose, DnnlReLU, LatentConvTranspose2d
 
 # Channel multipliers of ngf per stage, from the 4x4 stage up; the output layer follows the last entry.
 STAGES = {32: (8, 4, 2), 64: (8, 4, 2, 1)}
@@ -21,7 +21,7 @@ def up_block(in_channels, out_channels, first=False, fast=False):
         conv = transposed_conv(in_channels, out_channels, stride, padding, fast)
     return [conv,
             nn.BatchNorm2d(out_channels, momentum=0.9, eps=1e-5),
-            nn.ReLU()]
+            DnnlReLU() if fast else nn.ReLU()]
 
 
 def transposed_conv(in_channels, out_channels, stride, padding, fast):

@@ -1,5 +1,6 @@
-"""The oneDNN custom-op convolutions (src/custom_ops, src/fast_layers.py Dnnl*) compute what nn.Conv2d and
-nn.Conv2dTranspose compute: outputs, input gradients and weight gradients within 1e-4 of the largest value."""
+"""The oneDNN custom ops (src/custom_ops, src/fast_layers.py Dnnl*) compute what the plain layers compute: the
+convolutions match nn.Conv2d / nn.Conv2dTranspose (outputs, input and weight gradients within 1e-4 of the largest
+value), the activations nn.LeakyReLU / nn.ReLU (outputs and input gradients)."""
 import ctypes
 import shutil
 
@@ -7,9 +8,10 @@ import numpy as np
 import pytest
 import mindspore as ms
 import mindspore.nn as nn
+import mindspore.ops as ops
 
 from src import custom_ops
-from src.fast_layers import DnnlConv2d, DnnlConv2dTranspose
+from src.fast_layers import DnnlConv2d, DnnlConv2dTranspose, DnnlLeakyReLU, DnnlReLU
 from tests.test_fast_layers import compare
 
 ms.set_context(mode=ms.GRAPH_MODE)
@@ -29,6 +31,8 @@ def test_kernels_build_against_mindspores_onednn():
     assert so.DnnlConvTagName(1) == b"any" and so.DnnlConvTagName(5) == b"abcd"
     assert [so.DnnlConvPropName(v) for v in (64, 160, 192)] == \
            [b"forward_training", b"backward_data", b"backward_weights"]
+    so.DnnlAlgName.restype = ctypes.c_char_p
+    assert so.DnnlConvTagName(2) == b"a" and so.DnnlAlgName(0x100) == b"eltwise_relu_use_dst_for_bwd"
 
 
 CASES = [  # (in, out, stride, padding, input shape): the DCGAN layers at small widths, odd sizes, 3-channel ends
@@ -62,10 +66,44 @@ def test_dnnl_conv2d_transpose_equals_conv2d_transpose(cin, cout, stride, paddin
     compare(fast, plain, shape, seed=4)
 
 
+class ActivationAndGrad(nn.Cell):
+    """(y, dL/dx) for L = sum(y * r)."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+        self.grad = ops.GradOperation()
+
+    def loss(self, x, r):
+        return (self.layer(x) * r).sum()
+
+    def construct(self, x, r):
+        return self.layer(x), self.grad(self.loss)(x, r)
+
+
+@needs_kernels
+@pytest.mark.parametrize("fast, plain", [(DnnlLeakyReLU(0.2), nn.LeakyReLU(0.2)), (DnnlReLU(), nn.ReLU())],
+                         ids=["leaky_relu", "relu"])
+@pytest.mark.parametrize("shape", [(4, 16, 8, 8), (3, 5, 7), (1,)])
+def test_dnnl_activations_equal_the_plain_ones(fast, plain, shape):
+    assert fast.dnnl
+    rng = np.random.default_rng(9)
+    x, r = (ms.Tensor(rng.standard_normal(shape).astype(np.float32)) for _ in range(2))
+    for name, a, e in zip(("output", "input gradient"), ActivationAndGrad(fast)(x, r), ActivationAndGrad(plain)(x, r)):
+        np.testing.assert_allclose(a.asnumpy(), e.asnumpy(), rtol=1e-6, atol=0, err_msg=name)
+
+
+def test_other_slopes_keep_the_plain_leaky_relu():
+    layer = DnnlLeakyReLU(0.1)
+    assert not layer.dnnl
+    x = ms.Tensor(np.array([-2.0, 3.0], np.float32))
+    np.testing.assert_allclose(layer(x).asnumpy(), [-0.2, 3.0], rtol=1e-6)
+
+
 def test_without_the_library_the_layers_are_the_plain_ones(monkeypatch):
     monkeypatch.setitem(custom_ops._result, "path", None)
     conv, transposed = DnnlConv2d(16, 32, 4, 2, 1), DnnlConv2dTranspose(32, 16, 4, 2, 1)
-    assert not conv.dnnl and not transposed.dnnl
+    assert not conv.dnnl and not transposed.dnnl and not DnnlLeakyReLU(0.2).dnnl and not DnnlReLU().dnnl
     compare(conv, nn.Conv2d(16, 32, 4, 2, pad_mode="pad", padding=1, has_bias=False), (2, 16, 8, 8), seed=5)
     compare(transposed, nn.Conv2dTranspose(32, 16, 4, 2, pad_mode="pad", padding=1, has_bias=False),
             (2, 32, 4, 4), seed=6)

@@ -1,6 +1,7 @@
 """The project's C++ CPU kernels for MindSpore's ops.Custom (func_type "aot"), built on first use.
 
-`library()` compiles dnnl_conv.cc with g++ against the oneDNN library that MindSpore ships (mindspore/lib/
+`library()` compiles the kernels (dnnl_conv.cc: convolutions; dnnl_eltwise.cc: LeakyReLU/ReLU; dnnl_runtime.h:
+what they share) with g++ into one shared object against the oneDNN library that MindSpore ships (mindspore/lib/
 libdnnl.so.3; no headers needed: dnnl_api.h declares what is used) into a cache directory
 (~/.cache/dcgan/custom_ops), keyed by the sources, the library and the
 compiler, and returns the path of the shared object. It does not import MindSpore, so src/device.py can ask for it
@@ -21,7 +22,8 @@ import tempfile
 log = logging.getLogger(__name__)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ("dnnl_conv.cc", "dnnl_api.h")
+KERNELS = ("dnnl_conv.cc", "dnnl_eltwise.cc")
+SOURCES = KERNELS + ("dnnl_runtime.h", "dnnl_api.h")
 ONEDNN_THREADPOOL_RUNTIME = 8  # dnnl_version()->cpu_runtime of MindSpore's build (DNNL_RUNTIME_THREADPOOL)
 
 _result = {}
@@ -61,7 +63,7 @@ def _build():
     stat = os.stat(dnnl)
     key.update(f"{os.path.realpath(dnnl)}|{stat.st_size}|{stat.st_mtime_ns}|{version}".encode())
     out_dir = os.path.join(cache_dir(), key.hexdigest()[:16])
-    target = os.path.join(out_dir, "dnnl_conv.so")
+    target = os.path.join(out_dir, "dnnl_kernels.so")
     if not os.path.exists(target):
         try:
             os.makedirs(out_dir, exist_ok=True)
@@ -70,7 +72,7 @@ def _build():
         except OSError as error:
             return None, f"cannot write the build cache {out_dir} ({error})"
         cmd = [cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-pthread", "-o", tmp,
-               os.path.join(HERE, "dnnl_conv.cc"), dnnl, f"-Wl,-rpath,{lib_dir}", "-Wl,--no-undefined"]
+               *[os.path.join(HERE, name) for name in KERNELS], dnnl, f"-Wl,-rpath,{lib_dir}", "-Wl,--no-undefined"]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         except (OSError, subprocess.SubprocessError) as error:
@@ -81,7 +83,7 @@ def _build():
             if done is not None:
                 lines = (done.stderr or done.stdout).strip().splitlines()
                 failure = lines[0] if lines else f"exit status {done.returncode}"
-            return None, f"compiling dnnl_conv.cc failed: {failure}"
+            return None, f"compiling the kernels failed: {failure}"
         os.replace(tmp, target)  # atomic: concurrent processes never load a half-written file
     try:
         so = ctypes.CDLL(target)

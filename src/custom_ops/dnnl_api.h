@@ -1,4 +1,4 @@
-// The few declarations of oneDNN's (3.x) stable C API that dnnl_conv.cc uses, so the custom op builds against the
+// The few declarations of oneDNN's (3.x) stable C API that the kernels use, so the custom op builds against the
 // libdnnl.so.3 that MindSpore ships (which comes without headers) with no header package installed.
 //
 // The function signatures, enum values and the threadpool interface below restate those of oneDNN's public headers
@@ -31,11 +31,13 @@ enum {
     dnnl_success = 0,
     dnnl_f32 = 3,
     dnnl_format_tag_any = 1,
+    dnnl_a = 2,     // a dense 1-D tensor (any tensor, flattened)
     dnnl_abcd = 5,  // nchw for data, oihw for convolution weights
     dnnl_forward_training = 64,
     dnnl_backward_data = 160,
     dnnl_backward_weights = 192,
     dnnl_convolution_direct = 1,
+    dnnl_eltwise_relu_use_dst_for_bwd = 0x100,  // ReLU with a negative slope (alpha); its gradient from y
     dnnl_cpu = 1,
     dnnl_query_impl_info_str = 8,
     dnnl_query_src_md = 129,
@@ -54,6 +56,7 @@ enum {
 };
 
 const dnnl_version_t *dnnl_version(void);
+const char *dnnl_alg_kind2str(int v);
 const char *dnnl_fmt_tag2str(int v);
 const char *dnnl_prop_kind2str(int v);
 dnnl_status_t dnnl_engine_create(dnnl_engine_t *engine, int kind, size_t index);
@@ -86,6 +89,16 @@ dnnl_status_t dnnl_convolution_backward_weights_primitive_desc_create(
     const_dnnl_memory_desc_t diff_dst_desc, const dnnl_dims_t strides, const dnnl_dims_t dilates,
     const dnnl_dims_t padding_l, const dnnl_dims_t padding_r, const_dnnl_primitive_desc_t hint_fwd_pd,
     const_dnnl_primitive_attr_t attr);
+dnnl_status_t dnnl_eltwise_forward_primitive_desc_create(dnnl_primitive_desc_t *pd, dnnl_engine_t engine,
+                                                       int prop_kind, int alg_kind, const_dnnl_memory_desc_t src_desc,
+                                                       const_dnnl_memory_desc_t dst_desc, float alpha, float beta,
+                                                       const_dnnl_primitive_attr_t attr);
+dnnl_status_t dnnl_eltwise_backward_primitive_desc_create(dnnl_primitive_desc_t *pd, dnnl_engine_t engine,
+                                                        int alg_kind, const_dnnl_memory_desc_t diff_src_desc,
+                                                        const_dnnl_memory_desc_t diff_dst_desc,
+                                                        const_dnnl_memory_desc_t data_desc, float alpha, float beta,
+                                                        const_dnnl_primitive_desc_t hint_fwd_pd,
+                                                        const_dnnl_primitive_attr_t attr);
 dnnl_status_t dnnl_reorder_primitive_desc_create(dnnl_primitive_desc_t *pd, const_dnnl_memory_desc_t src_desc,
                                                  dnnl_engine_t src_engine, const_dnnl_memory_desc_t dst_desc,
                                                  dnnl_engine_t dst_engine, const_dnnl_primitive_attr_t attr);

@@ -3,8 +3,8 @@
 // Why: MindSpore 2.10 hands oneDNN plain NCHW tensors for its CPU convolutions; on AVX-512 CPUs oneDNN then picks a
 // reference kernel, so the project caps oneDNN at AVX2. Here each convolution lets oneDNN choose its own blocked
 // layouts (format "any": nChw16c data, jit:avx512_core kernels, what PyTorch uses), with reorders from and to the
-// NCHW / OIHW tensors MindSpore holds. It runs on MindSpore's own libdnnl.so.3 (oneDNN 3.x, THREADPOOL runtime), so
-// every stream gets a threadpool (below) or oneDNN would run single-threaded.
+// NCHW / OIHW tensors MindSpore holds. It runs on MindSpore's own libdnnl.so.3 (engine, stream and threadpool in
+// dnnl_runtime.h).
 //
 // Three kernels cover Conv2d and Conv2dTranspose, forward and backward (no bias, no dilation, one group, square
 // stride s and padding p, encoded in the entry point's name: ConvFwd_s2p1 etc.):
@@ -12,144 +12,15 @@
 // (ConvBwdData's optional x only gives dx its shape.)
 // The aot entry point signature: int f(int nparam, void **params, int *ndims, int64_t **shapes,
 // const char **dtypes, void *stream, void *extra); inputs first, then the output.
-#include "dnnl_api.h"
+#include "dnnl_runtime.h"
 
-#include <pthread.h>
-#include <sched.h>
-
-#include <atomic>
-#include <condition_variable>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <memory>
-#include <mutex>
-#include <thread>
 #include <tuple>
-#include <vector>
 
 namespace {
-
-// ---------------------------------------------------------------------------------------------------------------
-// A small fork-join threadpool: the caller runs share 0, one worker thread per further core runs the others.
-class ThreadPool : public dnnl::threadpool_interop::threadpool_iface {
-  public:
-    explicit ThreadPool(int n) : n_(n < 1 ? 1 : n) {
-        for (int i = 1; i < n_; ++i) workers_.emplace_back([this] { work(); });
-    }
-    ~ThreadPool() override {
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            stop_ = true;
-            ++generation_;
-        }
-        cv_.notify_all();
-        for (auto &t : workers_) t.join();
-    }
-    int get_num_threads() const override { return n_; }
-    bool get_in_parallel() const override { return in_parallel_; }
-    uint64_t get_flags() const override { return 0; }  // synchronous: parallel_for returns when all is done
-    void wait() override {}
-    void parallel_for(int n, const std::function<void(int, int)> &fn) override {
-        if (n <= 0) return;
-        if (n == 1 || n_ == 1 || in_parallel_) {
-            for (int i = 0; i < n; ++i) fn(i, n);
-            return;
-        }
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            fn_ = &fn;
-            total_ = n;
-            next_.store(0);
-            done_.store(0);
-            ++generation_;
-        }
-        cv_.notify_all();
-        run(&fn, n);
-        // Spin briefly, then block, until every index has run and no worker still holds `fn`.
-        for (int spins = 0; done_.load(std::memory_order_acquire) < n && spins < 2000; ++spins) sched_yield();
-        std::unique_lock<std::mutex> lock(mu_);
-        fn_ = nullptr;
-        done_cv_.wait(lock, [&] { return done_.load() >= n && active_ == 0; });
-    }
-
-  private:
-    void run(const std::function<void(int, int)> *fn, int total) {
-        in_parallel_ = true;
-        for (int i; (i = next_.fetch_add(1)) < total;) {
-            (*fn)(i, total);
-            if (done_.fetch_add(1) + 1 == total) {
-                std::lock_guard<std::mutex> lock(mu_);
-                done_cv_.notify_all();
-            }
-        }
-        in_parallel_ = false;
-    }
-    void work() {
-        uint64_t seen = 0;
-        for (;;) {
-            const std::function<void(int, int)> *fn;
-            int total;
-            {
-                std::unique_lock<std::mutex> lock(mu_);
-                cv_.wait(lock, [&] { return generation_ != seen; });
-                seen = generation_;
-                if (stop_) return;
-                if (fn_ == nullptr) continue;
-                fn = fn_;
-                total = total_;
-                ++active_;
-            }
-            run(fn, total);
-            std::lock_guard<std::mutex> lock(mu_);
-            if (--active_ == 0) done_cv_.notify_all();
-        }
-    }
-    int n_;
-    std::vector<std::thread> workers_;
-    std::mutex mu_;
-    std::condition_variable cv_, done_cv_;
-    uint64_t generation_ = 0;
-    bool stop_ = false;
-    const std::function<void(int, int)> *fn_ = nullptr;
-    int total_ = 0;
-    int active_ = 0;
-    std::atomic<int> next_{0}, done_{0};
-    static thread_local bool in_parallel_;
-};
-thread_local bool ThreadPool::in_parallel_ = false;
-
-int usable_cores() {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
-    unsigned n = std::thread::hardware_concurrency();
-    return n ? static_cast<int>(n) : 1;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-struct Context {
-    dnnl_engine_t engine = nullptr;
-    dnnl_stream_t stream = nullptr;
-    std::unique_ptr<ThreadPool> pool;
-    bool ok = false;
-    Context() {
-        pool.reset(new ThreadPool(usable_cores()));
-        ok = dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success &&
-             dnnl_threadpool_interop_stream_create(&stream, engine, pool.get()) == dnnl_success;
-        if (!ok) std::fprintf(stderr, "dnnl_conv: cannot create a oneDNN engine/stream\n");
-    }
-};
-
-Context &context() {
-    static Context *ctx = new Context();  // never destroyed: MindSpore may call us during interpreter shutdown
-    return *ctx;
-}
-
-std::mutex &exec_mutex() {
-    static std::mutex mu;
-    return mu;
-}
+using namespace dcgan_dnnl;
 
 // One tensor argument of a primitive: the user's plain-layout tensor and, when the primitive wants another layout,
 // a buffer in that layout and the reorder between the two.
@@ -171,10 +42,6 @@ struct Kernel {
 
 enum Kind { kFwd = 0, kBwdData = 1, kBwdWeights = 2 };
 
-bool check(dnnl_status_t s, const char *what) {
-    if (s != dnnl_success) std::fprintf(stderr, "dnnl_conv: %s failed (status %d)\n", what, s);
-    return s == dnnl_success;
-}
 
 bool init_arg(Arg &a, int arg, bool output, const int64_t *shape, const_dnnl_memory_desc_t want, dnnl_engine_t eng) {
     a.arg = arg;
@@ -296,16 +163,7 @@ int run(Kind kind, int stride, int pad, int nparam, void **params, int *ndims, i
         if (ndims[i] != 4 || std::strcmp(dtypes[i], "float32") != 0) return 2;
         dims.insert(dims.end(), shapes[i], shapes[i] + 4);
     }
-    std::lock_guard<std::mutex> lock(exec_mutex());
-    // oneDNN sizes a primitive's parallel work by the calling thread's "max concurrency" when the primitive is
-    // created; MindSpore's own threads may have set it to 1. Use every core of our pool, then restore it.
-    int previous = 0;
-    dnnl_threadpool_interop_get_max_concurrency(&previous);
-    dnnl_threadpool_interop_set_max_concurrency(context().pool->get_num_threads());
-    struct Restore {
-        int value;
-        ~Restore() { dnnl_threadpool_interop_set_max_concurrency(value); }
-    } restore{previous};
+    ExecScope scope;
     static std::map<Key, std::unique_ptr<Kernel>> cache;
     auto &slot = cache[Key(kind, stride, pad, dims)];
     if (!slot) slot.reset(build(kind, stride, pad, shapes));

@@ -69,7 +69,8 @@ def train_parser():
     p.add_argument("--strict", action="store_true", default=None,
                    help="stop at the first unreadable image file (default: skip such files and count them in the log)")
     p.add_argument("--fast_cpu", choices=("on", "off"), default=None,
-                   help="on CPU, use the faster equivalent conv layers (default on); off: the plain nn layers")
+                   help="on CPU, use the faster equivalent conv and activation layers (default on); "
+                        "off: the plain nn layers")
     ints = ("epoch_size", "batch_size", "image_size", "nz", "ngf", "ndf", "nc", "seed", "max_steps", "log_interval",
             "sample_interval", "save_checkpoint_steps", "keep_checkpoint_max", "num_parallel_workers")
     for name in ints:

@@ -96,7 +96,8 @@ def run_layout(a, workers, threads):
             command = [msrun, f"--worker_num={workers}", f"--local_worker_num={workers}", "--master_addr=127.0.0.1",
                        f"--master_port={port}", f"--log_dir={tmp}/logs", "--join=True"] + common + \
                       ["--role", "distributed"]
-        env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+        env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+                   DCGAN_CPU_THREADS=str(threads))  # the custom kernels' threads, as the msrun launcher sets them
         subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
         with open(result) as f:
             return json.load(f)

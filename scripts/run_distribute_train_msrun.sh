@@ -7,6 +7,7 @@
 #   NODE_RANK    this node's rank, 0..NODES-1 (default 0)
 #   MASTER_ADDR  address of node 0 (default 127.0.0.1);  MASTER_PORT  its port (default 8118)
 # Logs: SAVE/msrun_logs/worker_<rank>.log (msrun's) and SAVE/train*.log (the trainer's, one per rank).
+# DCGAN_CPU_THREADS: threads of each worker's CPU kernels (default: this node's cores / its workers).
 # PYTHON selects the interpreter (default: the python on PATH); msrun starts every worker with `python` from PATH,
 # so the script puts that interpreter's directory first on PATH.
 set -e
@@ -33,6 +34,10 @@ if [ -z "$LOCAL_WORKERS" ]; then
   fi
   LOCAL_WORKERS=$(( WORKERS / NODES ))
 fi
+
+# The project's CPU kernels use a thread per core in each worker; share this node's cores among its workers.
+CORES=$(nproc 2>/dev/null || echo 1)
+export DCGAN_CPU_THREADS=${DCGAN_CPU_THREADS:-$(( CORES / LOCAL_WORKERS > 0 ? CORES / LOCAL_WORKERS : 1 ))}
 
 PYTHON=$(command -v "${PYTHON:-python}") || { echo "error: no python interpreter found" >&2; exit 2; }
 export PATH="$(dirname "$PYTHON"):$PATH"

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -108,11 +109,16 @@ class ThreadPool : public dnnl::threadpool_interop::threadpool_iface {
     static inline thread_local bool in_parallel_ = false;
 };
 
-inline int usable_cores() {
+// Threads for the kernels: DCGAN_CPU_THREADS if set (launchers that start several workers on one host set it to
+// their share of the cores), else every core this process may run on.
+inline int kernel_threads() {
+    int cores = static_cast<int>(std::thread::hardware_concurrency());
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
-    unsigned n = std::thread::hardware_concurrency();
-    return n ? static_cast<int>(n) : 1;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) cores = CPU_COUNT(&set);
+    if (cores < 1) cores = 1;
+    const char *env = std::getenv("DCGAN_CPU_THREADS");
+    int wanted = env ? std::atoi(env) : 0;
+    return wanted >= 1 && wanted < cores ? wanted : cores;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -122,7 +128,7 @@ struct Context {
     std::unique_ptr<ThreadPool> pool;
     bool ok = false;
     Context() {
-        pool.reset(new ThreadPool(usable_cores()));
+        pool.reset(new ThreadPool(kernel_threads()));
         ok = dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success &&
              dnnl_threadpool_interop_stream_create(&stream, engine, pool.get()) == dnnl_success;
         if (!ok) std::fprintf(stderr, "dnnl kernels: cannot create a oneDNN engine/stream\n");

@@ -2,7 +2,10 @@
 convolutions match nn.Conv2d / nn.Conv2dTranspose (outputs, input and weight gradients within 1e-4 of the largest
 value), the activations nn.LeakyReLU / nn.ReLU (outputs and input gradients)."""
 import ctypes
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -33,6 +36,19 @@ def test_kernels_build_against_mindspores_onednn():
            [b"forward_training", b"backward_data", b"backward_weights"]
     so.DnnlAlgName.restype = ctypes.c_char_p
     assert so.DnnlConvTagName(2) == b"a" and so.DnnlAlgName(0x100) == b"eltwise_relu_use_dst_for_bwd"
+
+
+@needs_kernels
+@pytest.mark.parametrize("setting, expected", [(None, len(os.sched_getaffinity(0))), ("1", 1), ("0", None)])
+def test_kernel_threads_follow_dcgan_cpu_threads(setting, expected):
+    """The msrun launcher sets DCGAN_CPU_THREADS to share a host's cores among its workers; unset (or not a
+    positive count) the kernels use every core the process may run on."""
+    env = {k: v for k, v in os.environ.items() if k != "DCGAN_CPU_THREADS"}
+    if setting is not None:
+        env["DCGAN_CPU_THREADS"] = setting
+    script = f"import ctypes; print(ctypes.CDLL({custom_ops.library()!r}).DnnlKernelThreads())"
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert int(done.stdout) == (expected or len(os.sched_getaffinity(0))), done.stderr
 
 
 CASES = [  # (in, out, stride, padding, input shape): the DCGAN layers at small widths, odd sizes, 3-channel ends
@@ -123,9 +139,6 @@ def test_a_failed_build_falls_back_with_one_log_line(monkeypatch, caplog):
 def test_equal_at_onednns_full_instruction_set():
     """The tests above run under conftest's AVX2 cap; training with the custom ops runs without it (AVX-512 kernels
     on this kind of CPU), which can only be chosen before MindSpore starts: check that in a fresh process."""
-    import os
-    import subprocess
-    import sys
     script = (
         "import mindspore as ms, mindspore.nn as nn\n"
         "ms.set_context(mode=ms.GRAPH_MODE)\n"

@@ -210,12 +210,14 @@ DNNL_CONV_ENTRY(ConvFwd, kFwd, 1, 0)
 DNNL_CONV_ENTRY(ConvBwdData, kBwdData, 1, 0)
 DNNL_CONV_ENTRY(ConvBwdWeights, kBwdWeights, 1, 0)
 
-// For the build check and the tests: oneDNN's version and CPU runtime (8 == THREADPOOL), and the enum values above.
+// For the build check and the tests: oneDNN's version and CPU runtime (8 == THREADPOOL), the kernels' thread count,
+// and the enum values above.
 int DnnlConvInfo(int *out) {
     const dnnl_version_t *v = dnnl_version();
     out[0] = v->major; out[1] = v->minor; out[2] = v->patch; out[3] = static_cast<int>(v->cpu_runtime);
     return 0;
 }
+int DnnlKernelThreads() { return context().pool->get_num_threads(); }
 const char *DnnlConvTagName(int v) { return dnnl_fmt_tag2str(v); }
 const char *DnnlConvPropName(int v) { return dnnl_prop_kind2str(v); }
 }

@@ -51,9 +51,12 @@ def test_kernel_threads_follow_dcgan_cpu_threads(setting, expected):
     assert int(done.stdout) == (expected or len(os.sched_getaffinity(0))), done.stderr
 
 
-CASES = [  # (in, out, stride, padding, input shape): the DCGAN layers at small widths, odd sizes, 3-channel ends
+# (in, out, stride, padding, input shape): the DCGAN layers at small widths, odd sizes, 3-channel ends. Outputs of
+# at most 16 pixels (4x4, 3x4, 3x3) take the matrix-product route of conv_gemm.cc, larger ones oneDNN's direct one.
+CASES = [
     (3, 16, 2, 1, (4, 3, 32, 32)),
     (16, 32, 2, 1, (3, 16, 16, 16)),
+    (32, 64, 2, 1, (3, 32, 8, 8)),
     (32, 48, 2, 1, (2, 32, 7, 9)),
     (8, 5, 1, 0, (2, 8, 6, 6)),
 ]
@@ -72,6 +75,7 @@ def test_dnnl_conv2d_equals_conv2d(cin, cout, stride, padding, shape):
 @pytest.mark.parametrize("cin, cout, stride, padding, shape", [
     (16, 3, 2, 1, (4, 16, 16, 16)),
     (32, 16, 2, 1, (3, 32, 8, 8)),
+    (64, 32, 2, 1, (3, 64, 4, 4)),
     (48, 32, 2, 1, (2, 48, 5, 7)),
     (8, 5, 1, 0, (2, 8, 3, 3)),
 ])
@@ -146,8 +150,10 @@ def test_equal_at_onednns_full_instruction_set():
         "from src.fast_layers import DnnlConv2d, DnnlConv2dTranspose\n"
         "a, b = DnnlConv2d(32, 64, 4, 2, 1), DnnlConv2dTranspose(64, 32, 4, 2, 1)\n"
         "assert a.dnnl and b.dnnl\n"
-        "compare(a, nn.Conv2d(32, 64, 4, 2, pad_mode='pad', padding=1, has_bias=False), (8, 32, 16, 16), 7)\n"
-        "compare(b, nn.Conv2dTranspose(64, 32, 4, 2, pad_mode='pad', padding=1, has_bias=False), (8, 64, 8, 8), 8)\n"
+        "for shape, seed in (((8, 32, 16, 16), 7), ((8, 32, 8, 8), 9)):  # direct, then the matrix product\n"
+        "    compare(a, nn.Conv2d(32, 64, 4, 2, pad_mode='pad', padding=1, has_bias=False), shape, seed)\n"
+        "for shape, seed in (((8, 64, 8, 8), 8), ((8, 64, 4, 4), 10)):\n"
+        "    compare(b, nn.Conv2dTranspose(64, 32, 4, 2, pad_mode='pad', padding=1, has_bias=False), shape, seed)\n"
         "print('equal')\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, ONEDNN_MAX_CPU_ISA="ALL", PYTHONPATH=root)

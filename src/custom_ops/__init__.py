@@ -1,7 +1,7 @@
 """The project's C++ CPU kernels for MindSpore's ops.Custom (func_type "aot"), built on first use.
 
-`library()` compiles the kernels (dnnl_conv.cc: convolutions; dnnl_eltwise.cc: LeakyReLU/ReLU; dnnl_runtime.h:
-what they share) with g++ into one shared object against the oneDNN library that MindSpore ships (mindspore/lib/
+`library()` compiles the kernels (dnnl_conv.cc: convolutions, conv_gemm.cc: those with few output pixels as one
+matrix product; dnnl_eltwise.cc: LeakyReLU/ReLU; dnnl_runtime.h: what they share) with g++ into one shared object against the oneDNN library that MindSpore ships (mindspore/lib/
 libdnnl.so.3; no headers needed: dnnl_api.h declares what is used) into a cache directory
 (~/.cache/dcgan/custom_ops), keyed by the sources, the library and the
 compiler, and returns the path of the shared object. It does not import MindSpore, so src/device.py can ask for it
@@ -22,8 +22,8 @@ import tempfile
 log = logging.getLogger(__name__)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KERNELS = ("dnnl_conv.cc", "dnnl_eltwise.cc")
-SOURCES = KERNELS + ("dnnl_runtime.h", "dnnl_api.h")
+KERNELS = ("dnnl_conv.cc", "conv_gemm.cc", "dnnl_eltwise.cc")
+SOURCES = KERNELS + ("conv_gemm.h", "dnnl_runtime.h", "dnnl_api.h")
 ONEDNN_THREADPOOL_RUNTIME = 8  # dnnl_version()->cpu_runtime of MindSpore's build (DNNL_RUNTIME_THREADPOOL)
 
 _result = {}

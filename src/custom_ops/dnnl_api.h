@@ -66,6 +66,8 @@ dnnl_status_t dnnl_threadpool_interop_get_max_concurrency(int *max_concurrency);
 dnnl_status_t dnnl_stream_wait(dnnl_stream_t stream);
 dnnl_status_t dnnl_memory_desc_create_with_tag(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
                                                int data_type, int tag);
+dnnl_status_t dnnl_memory_desc_create_with_strides(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
+                                                   int data_type, const dnnl_dims_t strides);
 dnnl_status_t dnnl_memory_desc_destroy(dnnl_memory_desc_t md);
 size_t dnnl_memory_desc_get_size(const_dnnl_memory_desc_t md);
 int dnnl_memory_desc_equal(const_dnnl_memory_desc_t lhs, const_dnnl_memory_desc_t rhs);
@@ -99,6 +101,11 @@ dnnl_status_t dnnl_eltwise_backward_primitive_desc_create(dnnl_primitive_desc_t 
                                                         const_dnnl_memory_desc_t data_desc, float alpha, float beta,
                                                         const_dnnl_primitive_desc_t hint_fwd_pd,
                                                         const_dnnl_primitive_attr_t attr);
+dnnl_status_t dnnl_matmul_primitive_desc_create(dnnl_primitive_desc_t *pd, dnnl_engine_t engine,
+                                               const_dnnl_memory_desc_t src_desc,
+                                               const_dnnl_memory_desc_t weights_desc,
+                                               const_dnnl_memory_desc_t bias_desc, const_dnnl_memory_desc_t dst_desc,
+                                               const_dnnl_primitive_attr_t attr);
 dnnl_status_t dnnl_reorder_primitive_desc_create(dnnl_primitive_desc_t *pd, const_dnnl_memory_desc_t src_desc,
                                                  dnnl_engine_t src_engine, const_dnnl_memory_desc_t dst_desc,
                                                  dnnl_engine_t dst_engine, const_dnnl_primitive_attr_t attr);

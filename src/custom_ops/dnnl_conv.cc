@@ -12,6 +12,7 @@
 // (ConvBwdData's optional x only gives dx its shape.)
 // The aot entry point signature: int f(int nparam, void **params, int *ndims, int64_t **shapes,
 // const char **dtypes, void *stream, void *extra); inputs first, then the output.
+#include "conv_gemm.h"
 #include "dnnl_runtime.h"
 
 #include <cstdlib>
@@ -40,7 +41,7 @@ struct Kernel {
     bool ok = false;
 };
 
-enum Kind { kFwd = 0, kBwdData = 1, kBwdWeights = 2 };
+enum Kind { kFwd = kForward, kBwdData = kBackwardData, kBwdWeights = kBackwardWeights };
 
 
 bool init_arg(Arg &a, int arg, bool output, const int64_t *shape, const_dnnl_memory_desc_t want, dnnl_engine_t eng) {
@@ -125,20 +126,6 @@ Kernel *build(Kind kind, int stride, int pad, int64_t **shapes) {
     return k;
 }
 
-// The blocked copies live only during one call, and calls are serialised: three buffers (one per argument slot),
-// grown to the largest size seen, serve every kernel.
-void *arena(int slot, size_t bytes) {
-    static void *buf[3] = {nullptr, nullptr, nullptr};
-    static size_t size[3] = {0, 0, 0};
-    if (bytes > size[slot]) {
-        std::free(buf[slot]);
-        size[slot] = (bytes + 4095) / 4096 * 4096;
-        buf[slot] = std::aligned_alloc(4096, size[slot]);
-        if (!buf[slot]) size[slot] = 0;
-    }
-    return buf[slot];
-}
-
 using Key = std::tuple<int, int, int, std::vector<int64_t>>;
 
 int run(Kind kind, int stride, int pad, int nparam, void **params, int *ndims, int64_t **shapes,
@@ -164,6 +151,10 @@ int run(Kind kind, int stride, int pad, int nparam, void **params, int *ndims, i
         dims.insert(dims.end(), shapes[i], shapes[i] + 4);
     }
     ExecScope scope;
+    const int64_t *xs, *ws, *ys;
+    conv_shapes(kind, shapes, xs, ws, ys);
+    const ConvGeometry geometry = {xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ys[2], ys[3], stride, pad};
+    if (ws[2] == ws[3] && gemm_conv_preferred(geometry)) return gemm_conv(static_cast<ConvPass>(kind), geometry, params);
     static std::map<Key, std::unique_ptr<Kernel>> cache;
     auto &slot = cache[Key(kind, stride, pad, dims)];
     if (!slot) slot.reset(build(kind, stride, pad, shapes));

@@ -145,6 +145,20 @@ inline std::mutex &exec_mutex() {
     return mu;
 }
 
+// Scratch memory for one kernel call (blocked copies of the arguments, im2col matrices). Calls are serialised
+// (ExecScope), so three buffers, each grown to the largest size asked for, serve every kernel.
+inline void *arena(int slot, size_t bytes) {
+    static void *buf[3] = {nullptr, nullptr, nullptr};
+    static size_t size[3] = {0, 0, 0};
+    if (bytes > size[slot]) {
+        std::free(buf[slot]);
+        size[slot] = (bytes + 4095) / 4096 * 4096;
+        buf[slot] = std::aligned_alloc(4096, size[slot]);
+        if (!buf[slot]) size[slot] = 0;
+    }
+    return buf[slot];
+}
+
 inline bool check(dnnl_status_t s, const char *what) {
     if (s != dnnl_success) std::fprintf(stderr, "dnnl kernels: %s failed (status %d)\n", what, s);
     return s == dnnl_success;

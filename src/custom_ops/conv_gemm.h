@@ -1,0 +1,23 @@
+// Convolutions with few output pixels per image as one matrix product (im2col + oneDNN matmul); see conv_gemm.cc.
+#pragma once
+#include <cstdint>
+
+namespace dcgan_dnnl {
+
+// One convolution: x (n, c, h, w) * weights (o, c, k, k) -> y (n, o, ho, wo), square stride and padding.
+struct ConvGeometry {
+    int64_t n, c, h, w, o, k, ho, wo;
+    int stride, pad;
+};
+
+enum ConvPass { kForward = 0, kBackwardData = 1, kBackwardWeights = 2 };
+
+// Whether the matrix-product route is the faster one for this convolution.
+bool gemm_conv_preferred(const ConvGeometry &g);
+
+// Runs one pass; params as the entry points of dnnl_conv.cc take them (inputs, then the output):
+//   forward (x, w) -> y     backward-data (dy, w) -> dx     backward-weights (x, dy) -> dw
+// Returns 0, or a nonzero error code. The caller holds ExecScope.
+int gemm_conv(ConvPass pass, const ConvGeometry &g, void *const *params);
+
+}  // namespace dcgan_dnnl

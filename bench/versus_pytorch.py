@@ -5,17 +5,19 @@ Runs bench/train_step.py (ours) and the PyTorch reference script (any script tha
 --nc, --steps and prints one JSON line with median_ms, e.g. ../shared/bench/torch_reference.py) as separate
 processes, each configuration `--rounds` times, starting and ending with PyTorch, so that a drift of the machine
 shows on both sides. Prints every run's JSON line, then one summary line per configuration:
-{"image_size", "nc", "pytorch_ms": [...], "ours_ms": [...], "ratio": mean(ours) / mean(pytorch)}.
+{"image_size", "nc", "pytorch_ms": [...], "ours_ms": [...], "ratio": median(ours) / median(pytorch)} (medians of
+the runs' medians, so that one run disturbed by the machine does not decide the ratio).
 
 usage: python bench/versus_pytorch.py --torch_python /path/to/venv-with-torch/bin/python
            [--torch_script ../shared/bench/torch_reference.py] [--configs 32x3 64x3 32x1 64x1]
-           [--rounds 2] [--steps 9] [--batch_size 128]
+           [--rounds 3] [--steps 9] [--batch_size 128]
 PyTorch is never a dependency of this project: it runs from the interpreter you name.
 """
 import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 
@@ -36,7 +38,7 @@ def main():
     p.add_argument("--torch_python", required=True, help="a Python interpreter that has torch installed")
     p.add_argument("--torch_script", default=os.path.join(HERE, "..", "..", "shared", "bench", "torch_reference.py"))
     p.add_argument("--configs", nargs="+", default=["32x3", "64x3", "32x1", "64x1"], help="IMAGE_SIZExNC")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=9)
     p.add_argument("--batch_size", type=int, default=128)
     a = p.parse_args()
@@ -54,7 +56,7 @@ def main():
         for _ in range(a.rounds):
             ours_ms.append(median_ms(ours))
             torch_ms.append(median_ms(pytorch))
-        ratio = (sum(ours_ms) / len(ours_ms)) / (sum(torch_ms) / len(torch_ms))
+        ratio = statistics.median(ours_ms) / statistics.median(torch_ms)
         print(json.dumps({"image_size": int(size), "nc": int(nc), "pytorch_ms": torch_ms, "ours_ms": ours_ms,
                           "ratio": round(ratio, 2)}), flush=True)
 

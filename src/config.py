@@ -66,8 +66,9 @@ def train_parser():
     p.add_argument("--netG", default=None, help="warm-start the generator from this checkpoint")
     p.add_argument("--netD", default=None, help="warm-start the discriminator from this checkpoint")
     p.add_argument("--mode", choices=("graph", "pynative"), default="graph", help="MindSpore execution mode")
-    p.add_argument("--strict", action="store_true", default=None,
-                   help="stop at the first unreadable image file (default: skip such files and count them in the log)")
+    p.add_argument("--strict", action=argparse.BooleanOptionalAction, default=None,
+                   help="stop at the first unreadable image file (default: skip such files and count them in the log; "
+                        "--no-strict turns it off again when resuming a --strict run)")
     p.add_argument("--fast_cpu", choices=("on", "off"), default=None,
                    help="on CPU, use the faster equivalent conv and activation layers (default on); "
                         "off: the plain nn layers")

@@ -270,6 +270,20 @@ def test_strict_run_stops_with_one_line_naming_the_bad_file(tmp_path, bad_folder
     assert any(lines[0].startswith(f"error: bad image file {path}: ") for path in bad_folder[1]), lines[0]
 
 
+def test_a_strict_run_remembers_it_on_resume_and_no_strict_turns_it_off(tmp_path):
+    data = fx.write_images(tmp_path / "photos", GOOD, noise_image, ext=".jpg")
+    run = tmp_path / "run"
+    train("--dataset", "folder", "--data_path", data, "--output_path", str(run), "--epoch_size", "2", "--strict",
+          "--max_steps", "2", *SMALL)
+    bad = add_bad_files(data)  # files that went bad between the two sessions
+    result = train("--resume", "--output_path", str(run), "--max_steps", "6", check=False)
+    assert result.returncode == 2 and result.stderr.startswith("error: bad image file "), result.stderr
+    train("--resume", "--output_path", str(run), "--max_steps", "6", "--no-strict")
+    log = (run / "train.log").read_text()
+    assert all(f"skipped {path}: " in log for path in bad)
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()][-1] == 6
+
+
 @pytest.mark.parametrize("case", ["empty", "only bad files", "fewer images than a batch"])
 def test_a_dataset_too_small_to_train_is_one_line_before_compilation(tmp_path, case):
     data = tmp_path / "data"

@@ -1,15 +1,17 @@
-"""Faster CPU versions of the DCGAN convolutions: same parameters, same results, cheaper kernels.
+"""Faster CPU versions of the DCGAN convolutions and activations: same parameters, same results, cheaper kernels.
 
-Each class subclasses the plain layer it replaces (nn.Conv2d / nn.Conv2dTranspose), so it holds the same `weight`
-Parameter (shape and name): checkpoints load either way, and src/init.py initialises it like the plain layer. Only
-`construct` differs. tests/test_fast_layers.py checks outputs and gradients against the plain layers.
+Each class subclasses the plain layer it replaces (nn.Conv2d / nn.Conv2dTranspose / nn.LeakyReLU / nn.ReLU), so a
+convolution holds the same `weight` Parameter (shape and name): checkpoints load either way, and src/init.py
+initialises it like the plain layer. Only `construct` differs. tests/test_fast_layers.py and tests/test_custom_ops.py
+check outputs and gradients against the plain layers.
 
 Why (MindSpore 2.10 CPU, oneDNN capped at AVX2 by src/device.py; measured with ONEDNN_VERBOSE=1, see
 bench/RESULTS.md): MindSpore hands oneDNN plain NCHW tensors, and oneDNN runs a convolution whose kernel covers the
 whole input (D's last 512 -> 1 layer, 4x4 valid on 4x4) and the 1x1 -> 4x4 first layer of G through slow generic
 code paths (`ref:any` for D's head, forward and both gradients). Both are plain matrix products and run as MatMul.
 All other convolutions of G and D run as oneDNN custom ops on blocked layouts (DnnlConv2d, DnnlConv2dTranspose
-below, src/custom_ops): those are what let oneDNN run at its full instruction set (AVX-512).
+below, src/custom_ops): those are what let oneDNN run at its full instruction set (AVX-512). LeakyReLU and ReLU
+run on oneDNN's eltwise kernel (DnnlLeakyReLU, DnnlReLU): MindSpore's LeakyReLU gradient is a chain of slow kernels.
 """
 import mindspore.nn as nn
 from mindspore.common import dtype as mstype

@@ -1,10 +1,10 @@
 """The project's C++ CPU kernels for MindSpore's ops.Custom (func_type "aot"), built on first use.
 
 `library()` compiles the kernels (dnnl_conv.cc: convolutions, conv_gemm.cc: those with few output pixels as one
-matrix product; dnnl_eltwise.cc: LeakyReLU/ReLU; dnnl_runtime.h: what they share) with g++ into one shared object against the oneDNN library that MindSpore ships (mindspore/lib/
-libdnnl.so.3; no headers needed: dnnl_api.h declares what is used) into a cache directory
-(~/.cache/dcgan/custom_ops), keyed by the sources, the library and the
-compiler, and returns the path of the shared object. It does not import MindSpore, so src/device.py can ask for it
+matrix product; dnnl_eltwise.cc: LeakyReLU/ReLU; dnnl_runtime.h: what they share) with g++ into one shared object,
+against the oneDNN library that MindSpore ships (mindspore/lib/libdnnl.so.3; no headers needed: dnnl_api.h declares
+what is used), in a cache directory (~/.cache/dcgan/custom_ops) keyed by the sources, the library and the compiler,
+and returns the path of the shared object. It does not import MindSpore, so src/device.py can ask for it
 before MindSpore is imported (oneDNN's CPU instruction-set cap must be chosen then). When anything fails (no g++,
 no libdnnl.so.3, a compile error, a oneDNN that is not 3.x with the THREADPOOL runtime) it logs one line and returns
 None, and the callers keep MindSpore's plain layers.

@@ -9,7 +9,8 @@
 // Three kernels cover Conv2d and Conv2dTranspose, forward and backward (no bias, no dilation, one group, square
 // stride s and padding p, encoded in the entry point's name: ConvFwd_s2p1 etc.):
 //   ConvFwd(x NCHW, w OIHW) -> y     ConvBwdData(dy, w OIHW[, x]) -> dx     ConvBwdWeights(x, dy) -> dw
-// (ConvBwdData's optional x only gives dx its shape.)
+// (ConvBwdData's optional x only gives dx its shape.) Convolutions with at most 16 output pixels per image take the
+// matrix-product route of conv_gemm.cc instead.
 // The aot entry point signature: int f(int nparam, void **params, int *ndims, int64_t **shapes,
 // const char **dtypes, void *stream, void *extra); inputs first, then the output.
 #include "conv_gemm.h"
@@ -41,8 +42,7 @@ struct Kernel {
     bool ok = false;
 };
 
-enum Kind { kFwd = kForward, kBwdData = kBackwardData, kBwdWeights = kBackwardWeights };
-
+using Kind = ConvPass;
 
 bool init_arg(Arg &a, int arg, bool output, const int64_t *shape, const_dnnl_memory_desc_t want, dnnl_engine_t eng) {
     a.arg = arg;
@@ -63,8 +63,8 @@ bool init_arg(Arg &a, int arg, bool output, const int64_t *shape, const_dnnl_mem
 
 // Shapes of the convolution (x: N C H W, w: O C K K, y: N O Ho Wo) from the kernel's two inputs and output.
 void conv_shapes(Kind kind, int64_t **shapes, const int64_t *&x, const int64_t *&w, const int64_t *&y) {
-    if (kind == kFwd) { x = shapes[0]; w = shapes[1]; y = shapes[2]; }
-    else if (kind == kBwdData) { y = shapes[0]; w = shapes[1]; x = shapes[2]; }
+    if (kind == kForward) { x = shapes[0]; w = shapes[1]; y = shapes[2]; }
+    else if (kind == kBackwardData) { y = shapes[0]; w = shapes[1]; x = shapes[2]; }
     else { x = shapes[0]; y = shapes[1]; w = shapes[2]; }
 }
 
@@ -87,10 +87,10 @@ Kernel *build(Kind kind, int stride, int pad, int64_t **shapes) {
                                                                    dnnl_convolution_direct, xa, wa, nullptr, ya,
                                                                    strides, dil, pl, pr, nullptr),
                     "convolution forward descriptor");
-    if (ok && kind == kFwd) {
+    if (ok && kind == kForward) {
         pd = fwd;
         fwd = nullptr;
-    } else if (ok && kind == kBwdData) {
+    } else if (ok && kind == kBackwardData) {
         ok = check(dnnl_convolution_backward_data_primitive_desc_create(&pd, ctx.engine, dnnl_convolution_direct, xa,
                                                                         wa, ya, strides, dil, pl, pr, fwd, nullptr),
                    "convolution backward-data descriptor");
@@ -102,10 +102,10 @@ Kernel *build(Kind kind, int stride, int pad, int64_t **shapes) {
     }
     if (ok) {
         int in0, in1, out, q0, q1, qo;
-        if (kind == kFwd) {
+        if (kind == kForward) {
             in0 = DNNL_ARG_SRC; q0 = dnnl_query_src_md; in1 = DNNL_ARG_WEIGHTS; q1 = dnnl_query_weights_md;
             out = DNNL_ARG_DST; qo = dnnl_query_dst_md;
-        } else if (kind == kBwdData) {
+        } else if (kind == kBackwardData) {
             in0 = DNNL_ARG_DIFF_DST; q0 = dnnl_query_diff_dst_md; in1 = DNNL_ARG_WEIGHTS; q1 = dnnl_query_weights_md;
             out = DNNL_ARG_DIFF_SRC; qo = dnnl_query_diff_src_md;
         } else {
@@ -136,7 +136,7 @@ int run(Kind kind, int stride, int pad, int nparam, void **params, int *ndims, i
     int nd[3];
     int64_t *sh[3];
     const char *dt[3];
-    if (nparam == 4 && kind == kBwdData) {
+    if (nparam == 4 && kind == kBackwardData) {
         const int keep[3] = {0, 1, 3};
         for (int i = 0; i < 3; ++i) {
             p[i] = params[keep[i]]; nd[i] = ndims[keep[i]]; sh[i] = shapes[keep[i]]; dt[i] = dtypes[keep[i]];
@@ -194,12 +194,12 @@ extern "C" {
                           void *) {                                                                            \
         return run(KIND, S, P, nparam, params, ndims, shapes, dtypes);                                         \
     }
-DNNL_CONV_ENTRY(ConvFwd, kFwd, 2, 1)
-DNNL_CONV_ENTRY(ConvBwdData, kBwdData, 2, 1)
-DNNL_CONV_ENTRY(ConvBwdWeights, kBwdWeights, 2, 1)
-DNNL_CONV_ENTRY(ConvFwd, kFwd, 1, 0)
-DNNL_CONV_ENTRY(ConvBwdData, kBwdData, 1, 0)
-DNNL_CONV_ENTRY(ConvBwdWeights, kBwdWeights, 1, 0)
+DNNL_CONV_ENTRY(ConvFwd, kForward, 2, 1)
+DNNL_CONV_ENTRY(ConvBwdData, kBackwardData, 2, 1)
+DNNL_CONV_ENTRY(ConvBwdWeights, kBackwardWeights, 2, 1)
+DNNL_CONV_ENTRY(ConvFwd, kForward, 1, 0)
+DNNL_CONV_ENTRY(ConvBwdData, kBackwardData, 1, 0)
+DNNL_CONV_ENTRY(ConvBwdWeights, kBackwardWeights, 1, 0)
 
 // For the build check and the tests: oneDNN's version and CPU runtime (8 == THREADPOOL), the kernels' thread count,
 // and the enum values above.

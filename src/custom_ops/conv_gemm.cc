@@ -6,7 +6,7 @@
 // while oneDNN's matmul (brg_matmul) runs the same arithmetic in ~30 ms. So each of the three passes becomes one
 // product on the im2col matrix col (M x K), M = n * ho * wo output pixels, K = c * k * k kernel taps (row-major,
 // columns ordered c, kh, kw):
-//   forward           y_nhwc (M x o) = col (M x K) . W^T            then y_nhwc -> y (NCHW)
+//   forward           y_nhwc (M x o) = col (M x K) . W^T           then y_nhwc -> y (NCHW)
 //   backward-data     dcol (M x K) = dy_nhwc (M x o) . W (o x K)   then col2im: dx = sum of dcol over the taps
 //   backward-weights  dW (o x K) = dy_nhwc^T (o x M) . col (M x K)
 // W is the OIHW weight read as an (o x K) matrix. im2col and col2im, which oneDNN does not offer, are written here.
@@ -179,22 +179,22 @@ int gemm_conv(ConvPass pass, const ConvGeometry &g, void *const *params) {
     if (!k.ok) return 3;
     const int64_t M = g.n * g.ho * g.wo, K = g.c * g.k * g.k;
     float *col = static_cast<float *>(arena(0, M * K * sizeof(float)));
-    float *y_nhwc = static_cast<float *>(arena(1, M * g.o * sizeof(float)));
-    if (!col || !y_nhwc) return 5;
-    dnnl_memory_set_data_handle(k.nhwc, y_nhwc);
+    float *nhwc = static_cast<float *>(arena(1, M * g.o * sizeof(float)));
+    if (!col || !nhwc) return 5;
+    dnnl_memory_set_data_handle(k.nhwc, nhwc);
     dnnl_exec_arg_t reorder[2] = {{1 /*DNNL_ARG_FROM*/, nullptr}, {17 /*DNNL_ARG_TO*/, nullptr}};
     if (pass == kForward) {  // (x, w) -> y
         im2col(g, static_cast<const float *>(params[0]), col);
         dnnl_memory_set_data_handle(k.src, col);
         dnnl_memory_set_data_handle(k.weights, params[1]);
-        dnnl_memory_set_data_handle(k.dst, y_nhwc);
+        dnnl_memory_set_data_handle(k.dst, nhwc);
         dnnl_memory_set_data_handle(k.nchw, params[2]);
         reorder[0].memory = k.nhwc, reorder[1].memory = k.nchw;
     } else {  // the gradient dy arrives in NCHW: to NHWC first
         dnnl_memory_set_data_handle(k.nchw, params[pass == kBackwardData ? 0 : 1]);
         dnnl_exec_arg_t to_nhwc[2] = {{1, k.nchw}, {17, k.nhwc}};
         if (!execute(k.reorder, 2, to_nhwc, "reorder")) return 4;
-        dnnl_memory_set_data_handle(k.src, y_nhwc);
+        dnnl_memory_set_data_handle(k.src, nhwc);
         if (pass == kBackwardData) {  // (dy, w) -> dx
             dnnl_memory_set_data_handle(k.weights, params[1]);
             dnnl_memory_set_data_handle(k.dst, col);

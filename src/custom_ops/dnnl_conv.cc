@@ -154,7 +154,7 @@ int run(Kind kind, int stride, int pad, int nparam, void **params, int *ndims, i
     const int64_t *xs, *ws, *ys;
     conv_shapes(kind, shapes, xs, ws, ys);
     const ConvGeometry geometry = {xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ys[2], ys[3], stride, pad};
-    if (ws[2] == ws[3] && gemm_conv_preferred(geometry)) return gemm_conv(static_cast<ConvPass>(kind), geometry, params);
+    if (ws[2] == ws[3] && gemm_conv_preferred(geometry)) return gemm_conv(kind, geometry, params);
     static std::map<Key, std::unique_ptr<Kernel>> cache;
     auto &slot = cache[Key(kind, stride, pad, dims)];
     if (!slot) slot.reset(build(kind, stride, pad, shapes));

@@ -51,7 +51,8 @@ Eltwise *build(bool backward, float alpha, int64_t n) {
             e->nargs = 2;
             e->arg[0] = DNNL_ARG_SRC; e->arg[1] = DNNL_ARG_DST;
         }
-        for (int i = 0; ok && i < e->nargs; ++i) ok = check(dnnl_memory_create(&e->mem[i], md, ctx.engine, nullptr), "memory");
+        for (int i = 0; ok && i < e->nargs; ++i)
+            ok = check(dnnl_memory_create(&e->mem[i], md, ctx.engine, nullptr), "memory");
         ok = ok && check(dnnl_primitive_create(&e->prim, backward ? bwd : fwd), "eltwise primitive");
     }
     if (fwd) dnnl_primitive_desc_destroy(fwd);

@@ -1,6 +1,6 @@
-// What every kernel of the project's oneDNN custom ops shares (dnnl_conv.cc, dnnl_eltwise.cc): one engine, one
-// stream on a threadpool, and one lock, since MindSpore may launch kernels from several threads while the cached
-// primitives and scratch buffers are shared.
+// What every kernel of the project's oneDNN custom ops shares (dnnl_conv.cc, conv_gemm.cc, dnnl_eltwise.cc): one
+// engine, one stream on a threadpool, and one lock, since MindSpore may launch kernels from several threads while
+// the cached primitives and scratch buffers are shared.
 //
 // MindSpore's libdnnl.so.3 is built with the THREADPOOL runtime: a stream without a threadpool runs single-threaded,
 // so the stream gets the small fork-join pool below.

@@ -5,6 +5,12 @@ NCHW in [-1, 1]; `info` says what was read. Each reader below yields uint8 HWC i
 shared transform list makes the network input: decode -> resize the short side -> center crop -> channel conversion
 -> scale to [-1, 1] -> HWC to CHW.
 
+Only one split is read: `split` "train" (the default, as the references train), "test" or "all", mapped onto each
+dataset's official split (CIFAR-10 and MNIST files, CelebA's list_eval_partition.txt, LSUN's _train/_val folders,
+and for the built-in digits a fixed stratified hold-out shared with src/labelled_data.py, so verify.py never
+classifies a digit D was trained on). A directory holding only one split trains on what it has; datasets without
+official splits (image folders, fake, MindRecord) are read whole. `info.split` says what was actually read.
+
 Every bad input (unknown name, missing path, unsupported size, too few images) is a UserError raised before any
 pipeline runs. A bad file inside a file-based dataset (unreadable, truncated, not an image) cannot be found without
 decoding every file, so it is dealt with while training: it is skipped (never fed to the networks) and counted in
@@ -35,6 +41,13 @@ DATASETS = ("imagenet", "folder", "cifar10", "mnist", "celeba", "lsun", "lfw", "
 BUILT_IN = ("fake", "digits")  # generated in memory, no data_path
 IMAGE_SIZES = (32, 64)
 CHANNELS = (1, 3)
+SPLITS = ("train", "test", "all")
+NO_SPLIT = "all (no split on disk)"  # info.split of a dataset without official splits
+ONLY_SPLIT = "{} (the only split on disk)"  # info.split when the directory holds one split, not the one asked for
+# The built-in digits have no official split: a stratified quarter is held out, always the same one (fixed seed, not
+# the run's --seed), so training and verify.py agree on which 450 digits are test images.
+DIGITS_SPLIT_SEED = 0
+DIGITS_TEST_FRACTION = 0.25
 
 # MindSpore matches extensions case-sensitively, so list both spellings.
 IMAGE_EXTENSIONS = tuple(e for ext in (".jpg", ".jpeg", ".png", ".bmp") for e in (ext, ext.upper()))
@@ -56,6 +69,7 @@ class DatasetInfo:
     source_nc: int  # channels the reader produces before any conversion
     images_per_epoch: int  # per shard, after num_samples, before batching
     data_path: Optional[str] = None  # directory the reader was given (None for built-in datasets)
+    split: str = NO_SPLIT  # what was read: "train", "test", "all", or that with why, e.g. ONLY_SPLIT, NO_SPLIT
     bad_files: Optional["BadFiles"] = field(default=None, compare=False)  # skipped files (see BadFiles)
 
 
@@ -68,6 +82,7 @@ class _Request:
     seed: int
     batch_size: int
     fake_size: Optional[int]
+    split: str = "train"  # one of SPLITS
 
 
 @dataclass
@@ -79,6 +94,7 @@ class _Reader:
     root: Optional[str] = None
     label: str = "label"  # for encoded readers: the reader's other column (reused to mark the top-up pass)
     locate: Optional[Callable] = None  # for encoded="bytes": [(size, sha1)] -> {(size, sha1): path} (see BadFiles)
+    split: str = NO_SPLIT  # which split open() reads (DatasetInfo.split)
 
     @property
     def first_ops(self):
@@ -268,6 +284,15 @@ def detect_format(data_path):
 # ---------------------------------------------------------------------------------------------------------------
 # One builder per reader. Each validates what it needs on disk, then returns a _Reader.
 
+def _choose_split(requested, present):
+    """(usage, description) for a dataset whose official splits on disk are `present` (a non-empty subset of
+    ("train", "test")): the requested split when it is there, else the one split the directory holds."""
+    if len(present) == 1:
+        (only,) = present
+        return only, only if requested == only else ONLY_SPLIT.format(only)
+    return requested, requested
+
+
 def _cifar10(req):
     root = _cifar10_root(req.path)
     if root is None:
@@ -279,25 +304,33 @@ def _cifar10(req):
         if size != CIFAR10_BATCH_BYTES:
             raise UserError(f"{os.path.join(root, name)} is {size} bytes, not a CIFAR-10 binary batch "
                             f"({CIFAR10_BATCH_BYTES} bytes: 10000 records of 1 label + 3072 pixel bytes)")
+    batches = _cifar10_batches(root)
+    present = [s for s, prefix in (("train", "data_batch"), ("test", "test_batch"))
+               if any(b.startswith(prefix) for b in batches)]
+    if not present:
+        raise UserError(f"no CIFAR-10 binary batches (data_batch_*.bin, test_batch.bin) in {root}: "
+                        f"found only {', '.join(batches)}")
+    usage, split = _choose_split(req.split, present)
     ds, _ = _ms()
-    # usage="all": train and test batches both count when present
-    return _Reader(lambda **kw: ds.Cifar10Dataset(root, usage="all", **kw), source_nc=3, root=root)
+    return _Reader(lambda **kw: ds.Cifar10Dataset(root, usage=usage, **kw), source_nc=3, root=root, split=split)
 
 
 def _mnist(req):
     path = req.path
-    found = 0
-    for images, labels in MNIST_FILES:
+    present = []
+    for split, (images, labels) in zip(("train", "test"), MNIST_FILES):
         have = [os.path.isfile(os.path.join(path, f)) for f in (images, labels)]
         if any(have) and not all(have):
             raise UserError(f"MNIST in {path} needs both {images} and {labels}")
-        found += all(have)
-    if not found:
+        if all(have):
+            present.append(split)
+    if not present:
         gz = any(os.path.isfile(os.path.join(path, f + ".gz")) for pair in MNIST_FILES for f in pair)
         raise UserError(f"no MNIST idx files ({', '.join(MNIST_FILES[0])}) in {path}"
                         + ("; decompress the .gz files first (gunzip)" if gz else ""))
+    usage, split = _choose_split(req.split, present)
     ds, _ = _ms()
-    return _Reader(lambda **kw: ds.MnistDataset(path, usage="all", **kw), source_nc=1, root=path)
+    return _Reader(lambda **kw: ds.MnistDataset(path, usage=usage, **kw), source_nc=1, root=path, split=split)
 
 
 def _celeba_first_image(attr_file):
@@ -310,24 +343,70 @@ def _celeba_first_image(attr_file):
     return lines[2].split()[0]
 
 
+CELEBA_PARTITIONS = {"train": "0", "test": "2"}  # list_eval_partition.txt's codes (1 is the validation split)
+CELEBA_PARTITION_FILES = ("list_eval_partition.txt", "list_eval_partition.csv")  # official / Kaggle
+
+
+def _celeba_partition(images_dir, path):
+    """The CelebA partition list nearest the images, or None: beside them, in their parent folder, in the dataset
+    root or its Eval/ folder (the official download), as .txt or as Kaggle's .csv."""
+    for folder in dict.fromkeys((images_dir, os.path.dirname(images_dir), path, os.path.join(path, "Eval"))):
+        for name in CELEBA_PARTITION_FILES:
+            if os.path.isfile(os.path.join(folder, name)):
+                return os.path.join(folder, name)
+    return None
+
+
+def _read_partition(partition_file):
+    """{image file name: partition code} of list_eval_partition.txt ('<image> <0|1|2>' lines) or its .csv form
+    (an 'image_id,partition' header, then '<image>,<0|1|2>' lines)."""
+    parts = {}
+    with open(partition_file) as f:
+        for line in f:
+            fields = line.replace(",", " ").split()
+            if len(fields) == 2 and fields[1] in ("0", "1", "2"):
+                parts[fields[0]] = fields[1]
+    if not parts:
+        raise UserError(f"{partition_file} is not a CelebA partition list ('<image> <0|1|2>' lines)")
+    return parts
+
+
 def _celeba(req):
     path = req.path
     ds, _ = _ms()
-    # CelebADataset opens each image listed in list_attr_celeba.txt next to that file (MindSpore's documented layout).
+    # CelebADataset opens each image listed in list_attr_celeba.txt next to that file (MindSpore's documented layout),
+    # and takes the split from list_eval_partition.txt there (usage="all" without it: it cannot split then).
     for root in (path, os.path.join(path, "img_align_celeba")):
         attr = os.path.join(root, "list_attr_celeba.txt")
         if os.path.isfile(attr) and os.path.isfile(os.path.join(root, _celeba_first_image(attr))):
-            return _Reader(lambda decrypt=_tag_with_path, **kw: ds.CelebADataset(root, usage="all", decrypt=decrypt,
+            if os.path.isfile(os.path.join(root, "list_eval_partition.txt")):
+                usage = split = req.split
+            else:
+                usage, split = "all", "all (no list_eval_partition.txt)"
+            return _Reader(lambda decrypt=_tag_with_path, **kw: ds.CelebADataset(root, usage=usage, decrypt=decrypt,
                                                                                  **kw),
-                           source_nc=3, encoded="tagged", root=root, label="attr")
+                           source_nc=3, encoded="tagged", root=root, label="attr", split=split)
     # The official download keeps the images in img_align_celeba/ (img_align_celeba/img_align_celeba/ on Kaggle),
     # away from list_attr_celeba.txt, where CelebADataset cannot find them. The attributes are not needed for a
-    # GAN, so read that folder as a flat folder of images.
+    # GAN, so read that folder as a flat folder of images, keeping the split's files by the partition list.
     for images in (os.path.join(path, "img_align_celeba"), os.path.join(path, "img_align_celeba", "img_align_celeba")):
         if os.path.isdir(images) and _has_image(images):
-            return _file_list_reader(_list_images(images), images)
+            files = _list_images(images)
+            partition_file = _celeba_partition(images, path)
+            if partition_file is None:
+                return _file_list_reader(files, images, "all (no list_eval_partition.txt)")
+            if req.split != "all":
+                parts = _read_partition(partition_file)
+                files = [f for f in files if parts.get(os.path.basename(f)) == CELEBA_PARTITIONS[req.split]]
+                if not files:
+                    raise UserError(f"no CelebA {req.split} images in {images}: {partition_file} lists none of its "
+                                    f"files with partition {CELEBA_PARTITIONS[req.split]}")
+            return _file_list_reader(files, images, req.split)
     raise UserError(f"no CelebA images in {path}: expected list_attr_celeba.txt next to the images it lists, "
                     "or the images in img_align_celeba/")
+
+
+LSUN_USAGE = {"train": "train", "test": "valid", "all": "all"}  # LSUNDataset's usage "valid" reads <category>_val/
 
 
 def _lsun(req):
@@ -341,10 +420,21 @@ def _lsun(req):
         if os.path.exists(os.path.join(folder, "data.mdb")):
             raise UserError(f"{folder} is an lmdb database; MindSpore's LSUNDataset reads JPEG folders "
                             "(<category>_train/*.jpg), so export the images from the lmdb first")
+    # LSUN's own test set has no categories; the per-category _val folders are its held-out images, so --split test
+    # reads them. In the reader's terms the splits on disk are "train" (_train folders) and "test" (_val folders).
+    present = [s for s, suffix in (("train", "_train"), ("test", "_val"))
+               if any(suffix in os.path.basename(f) for f in folders)]
+    usage, split = _choose_split(req.split, present)
+    usage = LSUN_USAGE[usage]
+    if split == "test":
+        split = "val (LSUN's _val folders stand in for test)"
+    elif split == ONLY_SPLIT.format("test"):
+        split = ONLY_SPLIT.format("val")
+    read = [f for f in folders if usage == "all" or ("_train" if usage == "train" else "_val") in os.path.basename(f)]
     ds, _ = _ms()
     # LSUNDataset has no decrypt hook to learn which file it read; a bad file is found on disk by size and hash.
-    return _Reader(lambda **kw: ds.LSUNDataset(path, usage="all", **kw), source_nc=3, encoded="bytes", root=path,
-                   locate=lambda keys: _find_files(folders, set(keys)))
+    return _Reader(lambda **kw: ds.LSUNDataset(path, usage=usage, **kw), source_nc=3, encoded="bytes", root=path,
+                   locate=lambda keys: _find_files(read, set(keys)), split=split)
 
 
 def _numpy_slices(data, label=False):
@@ -357,11 +447,11 @@ def _numpy_slices(data, label=False):
     return lambda **kw: ds.NumpySlicesDataset(columns, column_names=names, **dict(kw, num_parallel_workers=1))
 
 
-def _file_list_reader(files, root):
+def _file_list_reader(files, root, split=NO_SPLIT):
     # ImageFolderDataset needs class sub-folders. Pointed at the parent with class_indexing={folder: 0} it reads the
     # right files, but its get_dataset_size() still counts every sibling folder. A list of paths through
     # NumpySlicesDataset keeps the count, shuffling and sharding exact; the map reads and decodes the files.
-    return _Reader(_numpy_slices(files, label=True), source_nc=3, encoded="path", root=root)
+    return _Reader(_numpy_slices(files, label=True), source_nc=3, encoded="path", root=root, split=split)
 
 
 def _image_folder(req):
@@ -380,7 +470,7 @@ def _image_folder(req):
 
 
 def _fake(req):
-    """Seeded random images at the target size, in the requested channels."""
+    """Seeded random images at the target size, in the requested channels (no split: NO_SPLIT)."""
     ds, _ = _ms()
     size, nc = req.image_size, req.nc or 3
     num = req.fake_size or FAKE_BATCHES * req.batch_size
@@ -388,12 +478,34 @@ def _fake(req):
                                                     base_seed=req.seed, **kw), source_nc=nc)
 
 
-def _digits(req):
-    """scikit-learn's 1,797 8x8 digits (values 0..16, shipped with the package), as uint8 0..255."""
+def digits_arrays():
+    """scikit-learn's 1,797 8x8 digits as uint8 0..255 (N, 8, 8, 1) images (values 0..16 scaled), and their labels."""
     from sklearn.datasets import load_digits
 
-    images = np.rint(load_digits().images * (255.0 / 16.0)).astype(np.uint8)[..., None]  # (1797, 8, 8, 1)
-    return _Reader(_numpy_slices(images), source_nc=1)
+    digits = load_digits()
+    return (np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None],
+            digits.target.astype(np.int64))
+
+
+def digits_split(labels=None):
+    """{"train": indices, "test": indices} into the digits (sorted): the fixed stratified hold-out, 1,347 / 450,
+    drawn with DIGITS_SPLIT_SEED whatever the run's seed (src/labelled_data.py holds out the same ones)."""
+    from sklearn.model_selection import train_test_split
+
+    if labels is None:
+        labels = digits_arrays()[1]
+    train, test = train_test_split(np.arange(len(labels)), test_size=DIGITS_TEST_FRACTION, stratify=labels,
+                                   random_state=DIGITS_SPLIT_SEED)
+    return {"train": np.sort(train), "test": np.sort(test)}
+
+
+def _digits(req):
+    """The built-in digits of the requested split (see digits_split), in load_digits order."""
+    images, labels = digits_arrays()
+    split = req.split if req else "all"
+    if split != "all":
+        images = images[digits_split(labels)[split]]
+    return _Reader(_numpy_slices(images), source_nc=1, split=split)
 
 
 def _mindrecord(req):
@@ -651,9 +763,11 @@ def _check_int(value, name, low, allow_none=False):
 
 
 def _check_options(name, image_size, batch_size, nc, num_parallel_workers, num_shards, shard_id, seed, num_samples,
-                   fake_size):
+                   fake_size, split="train"):
     if name not in DATASETS:
         raise UserError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}")
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     if image_size not in IMAGE_SIZES:
         choices = ", ".join(map(str, IMAGE_SIZES))
         raise UserError(f"image size {image_size!r} is not supported; choose one of: {choices}")
@@ -674,19 +788,21 @@ def _check_options(name, image_size, batch_size, nc, num_parallel_workers, num_s
 
 def create_dataset(name, data_path=None, image_size=32, batch_size=128, nc=None, shuffle=True,
                    num_parallel_workers=2, num_shards=None, shard_id=None, seed=0, drop_remainder=True,
-                   num_samples=None, fake_size=None, strict=False, bad_files=None):
+                   num_samples=None, fake_size=None, strict=False, bad_files=None, split="train"):
     """Returns (ds, info): batches of one column "image", float32 (batch_size, nc, image_size, image_size) in
     [-1, 1], and a DatasetInfo. nc=None keeps the source's channels (1 for mnist/digits, 3 otherwise).
+    `split` (train, test or all) picks the part of a dataset with official splits; info.split says what was read
+    (see the module docstring).
     Bad image files are skipped and counted in info.bad_files: a new BadFiles(strict), or `bad_files` (from the
     info of an earlier epoch) to keep counting there. Iterate with info.bad_files.iterate to act on them."""
     _check_options(name, image_size, batch_size, nc, num_parallel_workers, num_shards, shard_id, seed, num_samples,
-                   fake_size)
+                   fake_size, split)
     path = None
     if name not in BUILT_IN:
         path = _existing_dir(data_path, name)
         if name == "auto":
             name = detect_format(path)
-    reader = _BUILDERS[name](_Request(path, image_size, nc, seed, batch_size, fake_size))
+    reader = _BUILDERS[name](_Request(path, image_size, nc, seed, batch_size, fake_size, split))
 
     ds, _ = _ms()
     ds.config.set_seed(seed)  # the readers' shuffle (and so which shard gets which image) draws from this seed
@@ -701,6 +817,8 @@ def create_dataset(name, data_path=None, image_size=32, batch_size=128, nc=None,
         whole = _count(reader.open(shuffle=False, num_parallel_workers=workers), name, reader.root)
 
     where = f" in {reader.root}" if reader.root else ""
+    if reader.split != NO_SPLIT:
+        where += f" (split {reader.split})"
     if per_shard == 0:
         raise UserError(f"{name}{where} has no images")
     if drop_remainder and per_shard < batch_size:
@@ -726,5 +844,5 @@ def create_dataset(name, data_path=None, image_size=32, batch_size=128, nc=None,
 
     info = DatasetInfo(name=name, nc=out_nc, num_images=whole, batches_per_epoch=batches,
                        source_nc=reader.source_nc, images_per_epoch=per_shard, data_path=reader.root,
-                       bad_files=bad_files)
+                       split=reader.split, bad_files=bad_files)
     return pipeline, info

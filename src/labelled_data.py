@@ -2,9 +2,10 @@
 
 `load_splits(name, data_path, image_size, nc)` returns ({"train": (x, y), "test": (x, y)}, note): x float32
 (N, nc, S, S) in [-1, 1], exactly what train.py feeds D (the same MindSpore readers and transform list as
-src/dataset.py), y int64 class labels. CIFAR-10 and MNIST use their official train/test files when both are there;
-a class-folder dataset, digits, or a CIFAR-10/MNIST directory holding only one of the splits is split here,
-stratified and seeded. `note` says which split was used.
+src/dataset.py), y int64 class labels. CIFAR-10 and MNIST use their official train/test files when both are there,
+and digits the fixed hold-out that training leaves out too (src/dataset.py's digits_split, DIGITS_SPLIT_SEED, never
+the seed given here), so the test images are ones D never saw. A class-folder dataset, or a CIFAR-10/MNIST directory
+holding only one of the splits, is split here, stratified and seeded. `note` says which split was used.
 """
 import os
 
@@ -14,7 +15,7 @@ from src import dataset as data
 from src.errors import UserError
 
 NAMES = ("cifar10", "mnist", "folder", "digits")
-TEST_FRACTION = 0.25  # of a dataset without an official test split
+TEST_FRACTION = data.DIGITS_TEST_FRACTION  # of a dataset without an official test split (as for digits)
 READ_BATCH = 256
 
 
@@ -53,15 +54,15 @@ def _split(images, labels, seed, test_fraction=TEST_FRACTION):
     return {"train": (x_train, y_train), "test": (x_test, y_test)}
 
 
-def _digits(image_size, nc, seed):
-    from sklearn.datasets import load_digits
-
-    reader = data._digits(None)  # the training reader: images only, in load_digits order
-    source = reader.open(shuffle=False)
-    labels = load_digits().target.astype(np.int64)
+def _digits(image_size, nc):
+    reader = data._digits(None)  # all 1,797 images, in load_digits order
+    _, labels = data.digits_arrays()
     label_ds = data._ms()[0].NumpySlicesDataset(labels, column_names=["label"], shuffle=False)
-    images, _ = _read(source.zip(label_ds), reader, image_size, nc, "digits", "scikit-learn")
-    return _split(images, labels, seed), _split_note("digits", seed)
+    images, _ = _read(reader.open(shuffle=False).zip(label_ds), reader, image_size, nc, "digits", "scikit-learn")
+    splits = {part: (images[index], labels[index]) for part, index in data.digits_split(labels).items()}
+    note = (f"digits: the fixed stratified {1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} train/test split "
+            f"(seed {data.DIGITS_SPLIT_SEED}) that training holds out too")
+    return splits, note
 
 
 def _official_or_split(name, open_usage, has_split, reader, image_size, nc, seed):
@@ -79,9 +80,9 @@ def load_splits(name, data_path, image_size=32, nc=3, seed=0):
     if name not in NAMES:
         raise UserError(f"verify reads labelled datasets: one of {', '.join(NAMES)}, not '{name}'")
     if name == "digits":
-        return _digits(image_size, nc, seed)
+        return _digits(image_size, nc)
     path = data._existing_dir(data_path, name)
-    request = data._Request(path, image_size, nc, seed, 1, None)
+    request = data._Request(path, image_size, nc, seed, 1, None, "all")  # reader.open(): every image on disk
     ds, _ = data._ms()
     if name == "cifar10":
         reader = data._cifar10(request)  # validates the batch files

@@ -5,14 +5,16 @@ CPU than reading small ready-made images, so `convert` runs a source (image fold
 CIFAR-10, MNIST, ... anything create_dataset reads) once through the training pipeline's own readers and pixel ops
 (decode -> resize the short side -> center crop -> channel conversion, see src/dataset.py) and stores each image as
 uint8 HWC bytes (4x smaller than the float32 the networks see) in MindRecord files written by
-mindspore.mindrecord.FileWriter, optionally sharded into several files. `OUT_DIR/dataset.json` records what was
-stored (image_size, nc, count, files, source); it is written last, so a conversion that did not finish is never
-read as data.
+mindspore.mindrecord.FileWriter, optionally sharded into several files. Like training, it reads one split of the
+source (`split`, default "train"; see src/dataset.py), so a converted dataset holds the training images only.
+`OUT_DIR/dataset.json` records what was stored (image_size, nc, count, files, source with its split); it is written
+last, so a conversion that did not finish is never read as data.
 
 `reader(path, image_size)` is the `mindrecord` reader of create_dataset: MindDataset over those files (shuffle,
 shards, seed and workers as for the other readers), each row's bytes viewed as (size, size, nc) uint8, after which
 the shared transform list only normalises to [-1, 1] and transposes to CHW (its resize and crop are no-ops at the
-stored size). Like src/dataset.py, this module imports MindSpore on first use only.
+stored size); its DatasetInfo.split is the source's split recorded in dataset.json. Like src/dataset.py, this
+module imports MindSpore on first use only.
 """
 import json
 import os
@@ -96,7 +98,11 @@ def reader(path, image_size):
         source = ds.MindDataset(files, columns_list=["image"], num_parallel_workers=num_parallel_workers, **options)
         return source.map(operations=unpack, input_columns="image", num_parallel_workers=num_parallel_workers)
 
-    return data._Reader(open_, source_nc=meta["nc"], root=path)
+    # The files hold one split of their source, all of which is read; say which (older conversions did not record it).
+    source = meta.get("source")
+    split = source.get("split") if isinstance(source, dict) else None
+    return data._Reader(open_, source_nc=meta["nc"], root=path,
+                        split=split if isinstance(split, str) and split else data.NO_SPLIT)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -138,15 +144,16 @@ def _remove_output(out, created_dir):
 
 
 def convert(name, data_path, output_path, image_size, nc=None, num_shards=1, num_parallel_workers=2,
-            strict=False, log=print, progress_seconds=PROGRESS_SECONDS):
+            strict=False, log=print, progress_seconds=PROGRESS_SECONDS, split="train"):
     """Convert a source that create_dataset reads (name: one of SOURCES; 'auto' detects it) into MindRecord files
-    of uint8 HWC images at image_size, in `num_shards` files, plus dataset.json. Logs a progress line every
+    of uint8 HWC images at image_size, in `num_shards` files, plus dataset.json. `split` (train, test, all) picks
+    the part of a source with official splits, as create_dataset does. Logs a progress line every
     progress_seconds and a summary. Bad image files are skipped and counted (strict: the first one stops the
     conversion). Returns the metadata written to dataset.json. Bad input is a UserError, raised before writing."""
     if name not in SOURCES:
         hint = " (it is already MindRecord)" if name == "mindrecord" else ""
         raise UserError(f"cannot convert dataset '{name}'{hint}; choose one of: {', '.join(SOURCES)}")
-    data._check_options(name, image_size, WRITE_ROWS, nc, num_parallel_workers, None, None, 0, None, None)
+    data._check_options(name, image_size, WRITE_ROWS, nc, num_parallel_workers, None, None, 0, None, None, split)
     data._check_int(num_shards, "num_shards", 1)
     if num_shards > MAX_SHARDS:
         raise UserError(f"num_shards must be at most {MAX_SHARDS} (MindRecord's limit), not {num_shards}")
@@ -160,11 +167,13 @@ def convert(name, data_path, output_path, image_size, nc=None, num_shards=1, num
     out = _check_output(output_path)
     if path and (out == path or out.startswith(path + os.sep)):
         raise UserError(f"the output directory {out} must not be inside the source {path}")
-    src = data._BUILDERS[name](data._Request(path, image_size, nc, 0, WRITE_ROWS, None))
+    src = data._BUILDERS[name](data._Request(path, image_size, nc, 0, WRITE_ROWS, None, split))
     workers = min(num_parallel_workers, os.cpu_count() or 1)
     source = src.open(shuffle=False, num_parallel_workers=workers)
     total = data._count(source, name, src.root)
     where = f" in {src.root}" if src.root else ""
+    if src.split != data.NO_SPLIT:
+        where += f" (split {src.split})"
     if total == 0:
         raise UserError(f"{name}{where} has no images")
     if num_shards > total:
@@ -221,7 +230,8 @@ def convert(name, data_path, output_path, image_size, nc=None, num_shards=1, num
 
         meta = dict(format=FORMAT, version=VERSION, image_size=image_size, nc=out_nc, count=count, files=files,
                     layout="uint8 HWC bytes in column 'image'",
-                    source=dict(dataset=name, path=src.root, images=total, skipped_bad_files=bad_files.count),
+                    source=dict(dataset=name, path=src.root, split=src.split, images=total,
+                                skipped_bad_files=bad_files.count),
                     mindspore=mindspore.__version__)
         with open(os.path.join(out, META_FILE + ".tmp"), "w") as f:
             json.dump(meta, f, indent=1)

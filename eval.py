@@ -13,7 +13,7 @@ from src.generate import FORMATS, INTERPOLATION_STEPS, check_options
 
 
 def parse_args(argv=None):
-    from src.trained import add_arch_arguments
+    from src.trained import add_arch_arguments, add_which_argument
     p = ArgumentParser(description="Generate images with a trained DCGAN generator.")
     p.add_argument("--ckpt_file", required=True, help="a generator_N.ckpt or a run directory (its newest generator)")
     p.add_argument("--output_path", default="./generated", help="directory for generate.png and the other outputs")
@@ -26,6 +26,7 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, default=128, help="images per forward pass")
     p.add_argument("--device_target", choices=DEVICE_TARGETS, default="CPU")
     p.add_argument("--device_id", type=int, default=0)
+    add_which_argument(p)
     add_arch_arguments(p, ("G",))
     args = p.parse_args(argv)
     check_options(args.num_images, args.batch_size, args.format, args.interpolate)
@@ -41,7 +42,8 @@ def main(argv=None):
         from src import trained
         from src.generate import generate
 
-        netG, arch, ckpt_file = trained.load(args.ckpt_file, "G", trained.overrides_from(args, "G"))
+        netG, arch, ckpt_file = trained.load(args.ckpt_file, "G", trained.overrides_from(args, "G"),
+                                                args.which)
         written = generate(lambda z: netG(ms.Tensor(z)).asnumpy(), arch["nz"], args.output_path,
                            num_images=args.num_images, seed=args.seed, fmt=args.format,
                            batch_size=args.batch_size, interpolate=args.interpolate)

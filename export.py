@@ -16,7 +16,7 @@ from src.export_model import FORMATS, check_target
 
 
 def parse_args(argv=None):
-    from src.trained import add_arch_arguments
+    from src.trained import add_arch_arguments, add_which_argument
     p = ArgumentParser(description="Export a trained DCGAN generator or discriminator feature extractor.")
     p.add_argument("--ckpt_file", required=True,
                    help="a generator_N.ckpt / discriminator_N.ckpt, or a run directory (its newest checkpoint)")
@@ -27,6 +27,7 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, default=1, help="the batch size the exported model takes")
     p.add_argument("--device_target", choices=DEVICE_TARGETS, default="CPU")
     p.add_argument("--device_id", type=int, default=0)
+    add_which_argument(p)
     add_arch_arguments(p, ("G", "D"))
     args = p.parse_args(argv)
     if args.batch_size < 1:
@@ -44,7 +45,8 @@ def main(argv=None):
         from src import trained
         from src.export_model import export
 
-        network, arch, ckpt_file = trained.load(args.ckpt_file, args.net, trained.overrides_from(args, args.net))
+        network, arch, ckpt_file = trained.load(args.ckpt_file, args.net, trained.overrides_from(args, args.net),
+                                                 args.which)
         rng = np.random.default_rng(0)  # any input traces the same graph
         if args.net == "G":
             shape = (args.batch_size, arch["nz"], 1, 1)

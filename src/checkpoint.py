@@ -1,9 +1,10 @@
 """Checkpoints of a run: G and D each loadable on its own, plus the full training state for --resume.
 
 At every save the run directory's ckpt/ folder receives three MindSpore checkpoints for one step N:
-  generator_N.ckpt      G's weights and BN statistics + its architecture (image_size, nz, ngf, nc) for eval/export
+  generator_N.ckpt      the G that is sampled: G itself, or with --ema_decay the moving average of its weights
+                        (src/ema.py); weights, BN statistics + its architecture (image_size, nz, ngf, nc, ema_decay)
   discriminator_N.ckpt  D's weights and BN statistics + its architecture (image_size, ndf, nc)
-  train_state_N.ckpt    G, D, both Adam states, the fixed noise, step, epoch and seed
+  train_state_N.ckpt    G, D, both Adam states, the averaged G (with --ema_decay), the fixed noise, step, seed
 Each file is written under a temporary name, flushed to disk and renamed, and the training state is written last
 and read back before older sets are rotated away, so a kill or a full disk at any moment leaves the previous
 complete set in place. CRC checks are on: a damaged file (a kill, a full disk, bit rot) is detected on resume and
@@ -87,10 +88,12 @@ def optimizer_entries(optimizer, net):
     return entries
 
 
-def state_entries(netG, netD, optimizerG, optimizerD):
+def state_entries(netG, netD, optimizerG, optimizerD, averagedG=None):
     """Every parameter of the training state, with group prefixes (the two optimizers share slot names)."""
     groups = {"G": network_entries(netG), "D": network_entries(netD),
               "optG": optimizer_entries(optimizerG, netG), "optD": optimizer_entries(optimizerD, netD)}
+    if averagedG is not None:
+        groups["EMA"] = network_entries(averagedG)
     return [(f"{group}/{name}", p) for group, entries in groups.items() for name, p in entries]
 
 
@@ -98,25 +101,28 @@ def as_save_list(entries):
     return [{"name": name, "data": p} for name, p in entries]
 
 
-def save_training_checkpoint(run_dir, step, epoch, cfg, netG, netD, optimizerG, optimizerD, fixed_noise):
-    """Save the three checkpoints of `step`."""
+def save_training_checkpoint(run_dir, step, cfg, netG, netD, optimizerG, optimizerD, fixed_noise, averagedG=None):
+    """Save the three checkpoints of `step`. With `averagedG` (the EMA of G), generator_N.ckpt holds it."""
     os.makedirs(os.path.join(run_dir, CKPT_DIR), exist_ok=True)
     g_arch = {"net": "G", "image_size": cfg["image_size"], "nz": cfg["nz"], "ngf": cfg["ngf"], "nc": cfg["nc"]}
     d_arch = {"net": "D", "image_size": cfg["image_size"], "ndf": cfg["ndf"], "nc": cfg["nc"]}
-    atomic_save(as_save_list(network_entries(netG)), ckpt_path(run_dir, "generator", step),
-                append_dict=dict(g_arch, step=step))
+    sampled = netG if averagedG is None else averagedG
+    atomic_save(as_save_list(network_entries(sampled)), ckpt_path(run_dir, "generator", step),
+                append_dict=dict(g_arch, step=step, ema_decay=float(cfg.get("ema_decay") or 0.0)))
     atomic_save(as_save_list(network_entries(netD)), ckpt_path(run_dir, "discriminator", step),
                 append_dict=dict(d_arch, step=step))
-    state = as_save_list(state_entries(netG, netD, optimizerG, optimizerD))
+    state = as_save_list(state_entries(netG, netD, optimizerG, optimizerD, averagedG))
     state.append({"name": "fixed_noise", "data": fixed_noise})
     path = ckpt_path(run_dir, "train_state", step)
-    atomic_save(state, path, append_dict={"step": step, "epoch": epoch, "seed": cfg["seed"]})
+    atomic_save(state, path, append_dict={"step": step, "seed": cfg["seed"]})
     read_checkpoint(path)  # read back (CRC) before remove_old_checkpoints may delete the previous set
 
 
-def remove_old_checkpoints(run_dir, keep):
-    """Keep the newest `keep` complete sets of checkpoints."""
+def remove_old_checkpoints(run_dir, keep, protected=()):
+    """Keep the newest `keep` complete sets of checkpoints, and those of the `protected` steps (the best one)."""
     for step in saved_steps(run_dir)[:-keep]:
+        if step in protected:
+            continue
         for kind in KINDS:
             path = ckpt_path(run_dir, kind, step)
             if os.path.exists(path):
@@ -146,11 +152,12 @@ def assign(entries, params, source):
         p.set_data(ms.Tensor(params[name].asnumpy(), p.dtype))
 
 
-def load_training_state(path, netG, netD, optimizerG, optimizerD):
-    """Restore G, D and both optimizers from a train_state file. Returns (step, epoch, fixed_noise numpy)."""
+def load_training_state(path, netG, netD, optimizerG, optimizerD, averagedG=None):
+    """Restore G, D, both optimizers and the averaged G (when given) from a train_state file.
+    Returns (step, fixed_noise numpy)."""
     params = read_checkpoint(path)
-    assign(state_entries(netG, netD, optimizerG, optimizerD), params, path)
-    return int(params["step"].asnumpy()), int(params["epoch"].asnumpy()), params["fixed_noise"].asnumpy()
+    assign(state_entries(netG, netD, optimizerG, optimizerD, averagedG), params, path)
+    return int(params["step"].asnumpy()), params["fixed_noise"].asnumpy()
 
 
 def latest_training_state(run_dir, warn):
@@ -183,4 +190,6 @@ def network_architecture(path):
         if key in params:
             value = params[key]
             arch[key] = value if isinstance(value, str) else int(value.asnumpy())
+    if "ema_decay" in params:
+        arch["ema_decay"] = float(params["ema_decay"].asnumpy())
     return arch

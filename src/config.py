@@ -13,6 +13,7 @@ DATASET_NAMES = ("digits", "fake", "auto", "folder", "imagenet", "cifar10", "mni
                  "mindrecord")
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
 IMAGE_SIZES = (32, 64)
+SPLITS = ("train", "test", "all")
 
 # The paper's and the model zoo's hyper-parameters, shared by every dataset.
 COMMON = dict(
@@ -22,6 +23,10 @@ COMMON = dict(
     num_parallel_workers=2,
     strict=False,  # True: a bad image file stops the run; False: it is skipped and counted in the log
     fast_cpu="on",  # CPU only: the layers of src/fast_layers.py (same weights and results, faster); "off": plain ones
+    split="train",  # which part of a dataset with official splits to train on (see src/dataset.py)
+    ema_decay=0.0,  # exponential moving average of G's weights (0: off, the paper's G); see src/ema.py
+    metrics_interval=None,  # sample-quality metrics every N steps (None: at every checkpoint; 0: never)
+    metrics_num_images=1000,  # generated images per quality measurement during training
 )
 
 CONFIGS = {
@@ -69,14 +74,18 @@ def train_parser():
     p.add_argument("--strict", action=argparse.BooleanOptionalAction, default=None,
                    help="stop at the first unreadable image file (default: skip such files and count them in the log; "
                         "--no-strict turns it off again when resuming a --strict run)")
+    p.add_argument("--split", choices=SPLITS, default=None,
+                   help="train on this split of a dataset that has official ones (default: train; a directory "
+                        "holding only one split trains on what it has)")
     p.add_argument("--fast_cpu", choices=("on", "off"), default=None,
                    help="on CPU, use the faster equivalent conv and activation layers (default on); "
                         "off: the plain nn layers")
     ints = ("epoch_size", "batch_size", "image_size", "nz", "ngf", "ndf", "nc", "seed", "max_steps", "log_interval",
-            "sample_interval", "save_checkpoint_steps", "keep_checkpoint_max", "num_parallel_workers")
+            "sample_interval", "save_checkpoint_steps", "keep_checkpoint_max", "num_parallel_workers",
+            "metrics_interval", "metrics_num_images")
     for name in ints:
         p.add_argument("--" + name, type=int, default=None)
-    for name in ("lr", "beta1"):
+    for name in ("lr", "beta1", "ema_decay"):
         p.add_argument("--" + name, type=float, default=None)
     return p
 
@@ -84,7 +93,8 @@ def train_parser():
 # What a resumed run may change on its command line; everything else comes from the run's config.json.
 RESUMABLE_OVERRIDES = ("data_path", "run_distribute", "device_target", "device_id", "mode", "fast_cpu",
                        "epoch_size", "max_steps", "log_interval", "sample_interval", "save_checkpoint_steps",
-                       "keep_checkpoint_max", "num_parallel_workers", "strict")
+                       "keep_checkpoint_max", "num_parallel_workers", "strict", "metrics_interval",
+                       "metrics_num_images")
 
 
 def parse_train_args(argv=None):
@@ -116,6 +126,12 @@ def check_config(cfg):
             raise UserError(f"--{name} must be at least 1, not {cfg[name]}")
     if cfg["max_steps"] < 0:
         raise UserError(f"--max_steps must be 0 (no cap) or positive, not {cfg['max_steps']}")
+    if cfg.get("metrics_interval") is not None and cfg["metrics_interval"] < 0:
+        raise UserError(f"--metrics_interval must be 0 (never) or positive, not {cfg['metrics_interval']}")
+    if cfg.get("metrics_num_images", 1) < 2:
+        raise UserError(f"--metrics_num_images must be at least 2, not {cfg['metrics_num_images']}")
+    if not 0 <= cfg.get("ema_decay", 0.0) < 1:
+        raise UserError(f"--ema_decay must be in [0, 1) (0: off), not {cfg['ema_decay']}")
     if not (cfg["lr"] > 0 and 0 <= cfg["beta1"] < 1):
         raise UserError(f"need --lr > 0 and 0 <= --beta1 < 1 (got {cfg['lr']}, {cfg['beta1']})")
 

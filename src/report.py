@@ -4,6 +4,7 @@
   RUN_DIR/index.html            the page: config, data, device, throughput and time, curves, grids, checkpoints,
                                 and any evaluation results found in the run directory
   RUN_DIR/report/curves.png     losses and D outputs per step, raw and smoothed, with epoch boundaries
+  RUN_DIR/report/quality.png    the sample-quality metrics of quality.jsonl per step, the best checkpoint marked
   RUN_DIR/report/progress.gif   the fixed-noise grids in order of step, one frame per step that saved a grid
   RUN_DIR/report/real_vs_fake.png   real_samples.png beside the newest fake grid
 The page references every image by a path relative to itself and needs no network and no JavaScript.
@@ -26,11 +27,13 @@ from urllib.parse import quote
 
 from PIL import Image, ImageDraw, ImageFont
 
+from src import run_dir as rundir
 from src.errors import UserError
 
 REPORT_DIR = "report"
 INDEX_FILE = "index.html"
 CURVES_FILE = "curves.png"
+QUALITY_FILE = "quality.png"
 GIF_FILE = "progress.gif"
 REAL_VS_FAKE_FILE = "real_vs_fake.png"
 
@@ -46,7 +49,7 @@ EPOCH_GRID = re.compile(r"fake_epoch_(\d+)_step_(\d+)\.png")
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) ", re.M)
 # Directories the trainer or this module own; everything else may hold eval.py / verify.py results.
 OWN_DIRS = {"samples", "ckpt", REPORT_DIR, "kernel_meta"}
-OWN_FILES = {"config.json", "metrics.jsonl", "real_samples.png"}
+OWN_FILES = {"config.json", "metrics.jsonl", "real_samples.png", rundir.QUALITY_FILE}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif")
 
 
@@ -62,6 +65,9 @@ def render_report(run_dir):
     if run["metrics"]:
         figures["curves"] = _attempt("loss curves", problems, write_curves, run["metrics"],
                                      os.path.join(out_dir, CURVES_FILE))
+    if run["quality"]:
+        figures["quality"] = _attempt("quality curves", problems, write_quality_curves, run["quality"], run["best"],
+                                      os.path.join(out_dir, QUALITY_FILE))
     if run["frames"]:
         figures["gif"] = _attempt("progress GIF", problems, write_gif, run["frames"], os.path.join(out_dir, GIF_FILE))
     if run["real"] and run["latest"]:
@@ -113,7 +119,12 @@ def read_run(run_dir):
     log = _read_log(os.path.join(run_dir, "train.log"))
     latest_path = os.path.join(run_dir, "samples", "fake_latest.png")
     real_path = os.path.join(run_dir, "real_samples.png")
+    checkpoints = _list_checkpoints(run_dir)
+    quality = rundir.read_quality(run_dir)
+    kept = {int(m.group(1)) for name, _ in checkpoints if (m := re.fullmatch(r"generator_(\d+)\.ckpt", name))}
     return {
+        "quality": quality,
+        "best": rundir.best_quality_record(quality, kept),
         "dir": run_dir,
         "cfg": cfg,
         "metrics": read_metrics(os.path.join(run_dir, "metrics.jsonl")),
@@ -122,7 +133,7 @@ def read_run(run_dir):
         "epoch_grids": epoch_grids,
         "latest": _newest_grid(step_grids, epoch_grids, latest_path, log.get("done_step")),
         "real": real_path if os.path.isfile(real_path) else None,
-        "checkpoints": _list_checkpoints(run_dir),
+        "checkpoints": checkpoints,
         "eval": find_eval_results(run_dir),
     }
 
@@ -337,6 +348,35 @@ def write_curves(metrics, path):
     return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
+def write_quality_curves(records, best, path):
+    """One panel per metric: the sampled G's values per step (and G's own, dashed, when the run averages G), the
+    best checkpoint marked. A collapse or divergence shows as a jump."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    names = [k for k, v in records[-1].items() if isinstance(v, float) and k != "seconds"]
+    fig = Figure(figsize=(10, 2.2 + 1.8 * len(names)), dpi=100, layout="constrained")
+    axes = fig.subplots(len(names), 1, sharex=True, squeeze=False)[:, 0]
+    steps = [r["step"] for r in records]
+    sampled = "averaged G (EMA)" if records[-1].get("generator") == "ema" else "G"
+    for ax, name in zip(axes, names):
+        marker = "o" if len(records) < 30 else None
+        ax.plot(steps, [_as_float(r.get(name)) for r in records], color="C0", marker=marker, label=sampled)
+        if any(isinstance(r.get("G"), dict) for r in records):
+            ax.plot(steps, [_as_float((r.get("G") or {}).get(name)) for r in records], color="C1", linestyle="--",
+                    marker=marker, label="G itself")
+        if best is not None and isinstance(best.get(name), (int, float)):
+            ax.plot([best["step"]], [best[name]], marker="*", markersize=14, color="C3", linestyle="none",
+                    label=f"best checkpoint (step {best['step']})")
+        ax.set_ylabel(name + (" (primary)" if records[-1].get("primary") == name else ""))
+        ax.grid(alpha=0.25)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    axes[-1].set_xlabel("step")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_title("sample quality (lower is better), from quality.jsonl", fontsize=10)
+    return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
 def _as_float(value):
     try:
         return float(value)
@@ -431,6 +471,7 @@ def build_html(run, figures, problems):
     body += [f"<p class=\"problem\">{_e(p)}</p>" for p in problems]
     body += _summary_section(run)
     body += _curves_section(run, figures.get("curves"))
+    body += _quality_section(run, figures.get("quality"))
     body += _samples_section(run, figures)
     body += _epoch_section(run)
     body += _checkpoint_section(run)
@@ -516,6 +557,8 @@ def _summary_section(run):
     world, batch = world_size(cfg), cfg.get("batch_size")
     rows = [("dataset", cfg.get("dataset", "?")),
             ("data path", cfg.get("data_path") or "(built in)"),
+            ("training data", f"{(cfg.get('data') or {}).get('split', cfg.get('split', '?'))} split, "
+                              f"{(cfg.get('data') or {}).get('images', '?')} images"),
             ("images", f"{cfg.get('image_size', '?')} px, {cfg.get('nc', '?')} channel(s)"),
             ("device", f"{cfg.get('device_target', '?')}:{cfg.get('device_id', 0)}"),
             ("world size", world),
@@ -546,6 +589,26 @@ def _curves_section(run, curves):
     if not curves:
         return section + [_missing("The curves could not be rendered (see above).")]
     return section + [_img(run, curves, "loss and D output curves")]
+
+
+def _quality_section(run, figure):
+    section = ["<h2>Sample quality</h2>"]
+    records, best = run["quality"], run["best"]
+    if not records:
+        return section + [_missing("No measurement yet: quality.jsonl is missing or empty "
+                                   "(train.py measures at every checkpoint unless --metrics_interval 0).")]
+    last = records[-1]
+    primary = last.get("primary", "?")
+    if best is not None:
+        section.append(f"<p><b>Best samples at step {best['step']}</b> ({_e(primary)} {best[primary]:.4g}): "
+                       f"ckpt/generator_{best['step']:08d}.ckpt, kept from rotation; eval.py and export.py use it "
+                       "unless given --which latest.</p>")
+    section.append(f"<p class=\"note\">{_e(last.get('num_images', '?'))} generated images from a fixed latent "
+                   f"sample against {_e(last.get('reference', '?'))}; lower is better.</p>")
+    if figure:
+        section.append(_img(run, figure, "sample-quality metrics per step"))
+    rows = [(k, format_value(v)) for k, v in last.items() if k not in ("source",)]
+    return section + [f"<h3>Latest measurement (step {last.get('step')})</h3>", _table(rows, ("key", "value"))]
 
 
 def _samples_section(run, figures):

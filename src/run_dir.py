@@ -3,6 +3,8 @@
   config.json     the resolved configuration (what --resume reads back)
   train.log       the text log (also printed); train_rank<r>.log for the other ranks of a distributed run
   metrics.jsonl   one JSON object per logged step: step, epoch, loss_d, loss_g, D(x), D(G(z)), images/s
+  quality.jsonl   one JSON object per sample-quality measurement (src/quality): step, the metrics, whether a
+                  checkpoint was saved at that step; the best such checkpoint is kept (best_checkpoint_step)
   real_samples.png     a grid of the first real batch
   samples/             fixed-noise grids: fake_step_N.png every --sample_interval steps,
                        fake_epoch_E_step_N.png at each epoch end, fake_latest.png at the end
@@ -18,6 +20,7 @@ from src.errors import UserError
 CONFIG_FILE = "config.json"
 LOG_FILE = "train.log"
 METRICS_FILE = "metrics.jsonl"
+QUALITY_FILE = "quality.jsonl"
 SAMPLES_DIR = "samples"
 
 
@@ -70,10 +73,11 @@ def open_log(run_dir, file_name=LOG_FILE, name="dcgan"):
 
 
 class MetricsWriter:
-    """Appends one JSON line per record to metrics.jsonl, flushed at once so a crash loses nothing logged."""
+    """Appends one JSON line per record to metrics.jsonl (or `file_name`), flushed at once so a crash loses
+    nothing logged."""
 
-    def __init__(self, run_dir, resume_step=None):
-        self.path = os.path.join(run_dir, METRICS_FILE)
+    def __init__(self, run_dir, resume_step=None, file_name=METRICS_FILE):
+        self.path = os.path.join(run_dir, file_name)
         if resume_step is not None:
             self._truncate_after(resume_step)
 
@@ -89,3 +93,41 @@ class MetricsWriter:
     def write(self, record):
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
+
+
+def read_jsonl(path):
+    """The JSON objects of a .jsonl file, in order; unreadable lines (one being written) are skipped."""
+    records = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+    except OSError:
+        return records
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def read_quality(run_dir):
+    """The training's quality measurements (quality.jsonl records written by the trainer), oldest first."""
+    return [r for r in read_jsonl(os.path.join(run_dir, QUALITY_FILE)) if r.get("source") == "train"]
+
+
+def best_quality_record(records, saved_steps=None):
+    """The measurement with the lowest primary metric among those taken at a saved checkpoint (of `saved_steps`
+    when given: rotated-away checkpoints cannot be the best one any more), or None. Ties: the earlier step."""
+    best = None
+    for record in records:
+        value = record.get(record.get("primary", ""))
+        if not record.get("checkpoint") or not isinstance(value, (int, float)) or value != value:
+            continue
+        if saved_steps is not None and record["step"] not in saved_steps:
+            continue
+        if best is None or value < best[best["primary"]]:
+            best = record
+    return best

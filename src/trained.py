@@ -12,6 +12,7 @@ before src/device.py has set the CPU environment MindSpore reads when it loads.
 import json
 import os
 
+from src import run_dir
 from src.errors import UserError
 
 CKPT_DIR = "ckpt"  # = src.checkpoint.CKPT_DIR, repeated to keep this module free of MindSpore
@@ -26,17 +27,35 @@ def arch_keys(net):
     return ("image_size", "nz", "ngf", "nc") if net == "G" else ("image_size", "ndf", "nc")
 
 
-def resolve(path, net):
-    """The checkpoint file of network `net` ('G' or 'D') that `path` (a file or a run directory) designates."""
+WHICH = ("best", "latest")
+
+
+def resolve(path, net, which=None):
+    """The checkpoint file of network `net` ('G' or 'D') that `path` (a file or a run directory) designates.
+
+    In a run directory, `which` picks the checkpoint: "best" (the lowest primary sample-quality metric the
+    trainer measured, see src/run_dir.best_quality_record), "latest", or None: the best when it is known, else the
+    latest."""
     if not path:
         raise UserError("--ckpt_file is required: a generator_/discriminator_ checkpoint or a run directory")
+    if which not in (None,) + WHICH:
+        raise UserError(f"unknown --which '{which}'; choose one of: {', '.join(WHICH)}")
     from src import checkpoint
     if os.path.isdir(path):
         steps = checkpoint.saved_steps(path, KIND[net])
         if not steps:
             raise UserError(f"no {KIND[net]}_*.ckpt in {os.path.join(path, checkpoint.CKPT_DIR)}: "
                             f"is {path} a run directory of train.py?")
+        if which != "latest":
+            best = run_dir.best_quality_record(run_dir.read_quality(path), set(steps))
+            if best is not None:
+                return checkpoint.ckpt_path(path, KIND[net], best["step"])
+            if which == "best":
+                raise UserError(f"{path} has no sample-quality measurement at a kept checkpoint, so no best one "
+                                f"(train with --metrics_interval, or use --which latest)")
         return checkpoint.ckpt_path(path, KIND[net], steps[-1])
+    if which is not None:
+        raise UserError(f"--which {which} chooses among a run directory's checkpoints; {path} is one file")
     if not os.path.exists(path):
         raise UserError(f"checkpoint not found: {path}")
     return path
@@ -106,18 +125,12 @@ def build(arch, ckpt_file=None):
     return network
 
 
-def load(path, net, overrides=None):
-    """(network, arch, ckpt_file) for `path` (checkpoint or run directory) and `net` ('G' or 'D')."""
-    ckpt_file = resolve(path, net)
+def load(path, net, overrides=None, which=None):
+    """(network, arch, ckpt_file) for `path` (checkpoint or run directory) and `net` ('G' or 'D'); `which`: see
+    resolve()."""
+    ckpt_file = resolve(path, net, which)
     arch = architecture(ckpt_file, net, overrides)
     return build(arch, ckpt_file), arch, ckpt_file
-
-
-def step_of(ckpt_file):
-    """The training step in a checkpoint's name (generator_00000600.ckpt -> 600), or None."""
-    stem = os.path.splitext(os.path.basename(ckpt_file))[0]
-    tail = stem.rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else None
 
 
 def add_arch_arguments(parser, nets=("G",)):
@@ -127,6 +140,12 @@ def add_arch_arguments(parser, nets=("G",)):
         parser.add_argument("--" + key, type=int, default=None,
                             help="only for a checkpoint that does not record its architecture "
                                  f"(default: the run's config.json, else {DEFAULTS[key]})")
+
+
+def add_which_argument(parser):
+    parser.add_argument("--which", choices=WHICH, default=None,
+                        help="for a run directory: its best checkpoint by sample quality or its latest "
+                             "(default: the best when the run measured it, else the latest)")
 
 
 def overrides_from(args, net):

@@ -19,6 +19,7 @@ from src.dataset import create_dataset
 from src.dcgan import DCGAN
 from src.distributed import World
 from src.discriminator import Discriminator
+from src.ema import GeneratorEMA
 from src.errors import TrainingDiverged, UserError
 from src.generator import Generator
 from src.init import init_weights
@@ -27,14 +28,22 @@ from src.visuals import save_grid
 
 NUM_FIXED_NOISE = 64
 REPORT_INTERVAL_S = 60
+QUALITY_SEED = 0  # the latent sample every quality measurement draws: the same in every run, so runs compare
+
+
+def uses_fast_layers(cfg):
+    return cfg["device_target"] == "CPU" and cfg.get("fast_cpu", "on") == "on"  # src/fast_layers.py; GPU/Ascend: plain
+
+
+def build_generator(cfg):
+    return Generator(cfg["image_size"], cfg["nz"], cfg["ngf"], cfg["nc"], fast=uses_fast_layers(cfg))
 
 
 def build_networks(cfg):
     """G and D of the configured architecture, initialised from the seed."""
     rng = np.random.default_rng(cfg["seed"])
-    fast = cfg["device_target"] == "CPU" and cfg.get("fast_cpu", "on") == "on"  # src/fast_layers.py; GPU/Ascend: plain
-    netG = Generator(cfg["image_size"], cfg["nz"], cfg["ngf"], cfg["nc"], fast=fast)
-    netD = Discriminator(cfg["image_size"], cfg["ndf"], cfg["nc"], fast=fast)
+    netG = build_generator(cfg)
+    netD = Discriminator(cfg["image_size"], cfg["ndf"], cfg["nc"], fast=uses_fast_layers(cfg))
     init_weights(netG, rng)
     init_weights(netD, rng)
     return netG, netD
@@ -65,7 +74,7 @@ def epoch_dataset(cfg, epoch, world, bad_files=None):
     """This rank's shard of the data for `epoch`; the shards of all ranks cover the dataset once. Bad image files
     are skipped and counted in info.bad_files (or in `bad_files`, from an earlier epoch); --strict stops at one."""
     shards = dict(num_shards=world.size, shard_id=world.rank) if world.size > 1 else {}
-    return create_dataset(cfg["dataset"], cfg["data_path"], image_size=cfg["image_size"],
+    return create_dataset(cfg["dataset"], cfg["data_path"], image_size=cfg["image_size"], split=cfg.get("split", "train"),
                           batch_size=cfg["batch_size"], nc=cfg["nc"], shuffle=True,
                           num_parallel_workers=cfg["num_parallel_workers"], seed=cfg["seed"] + epoch,
                           strict=cfg.get("strict", False), bad_files=bad_files, **shards)
@@ -78,10 +87,12 @@ def parameter_checksum(*nets):
 
 
 def sample(netG, noise):
-    """G's images for `noise` with BN in inference mode (running statistics), as eval.py draws them."""
+    """G's images for `noise` with BN in inference mode (running statistics), as eval.py draws them. G is left in
+    the mode it was in (the averaged G is always in inference mode)."""
+    training = netG.training
     netG.set_train(False)
     images = netG(ms.Tensor(noise)).asnumpy()
-    netG.set_train(True)
+    netG.set_train(training)
     return images
 
 
@@ -105,20 +116,29 @@ class Trainer:
         self.dataset, info = epoch_dataset(cfg, 0, world)
         self.bad_files = info.bad_files  # skipped image files, counted over the whole run
         cfg["dataset"], cfg["nc"] = info.name, info.nc
+        cfg["data"] = {"split": info.split, "images": info.num_images}  # what was read, for the report
         self.steps_per_epoch = info.batches_per_epoch
         self.total_steps = cfg["epoch_size"] * self.steps_per_epoch
         if cfg["max_steps"]:
             self.total_steps = min(self.total_steps, cfg["max_steps"])
         self.train_step, self.netG, self.netD, self.optimizerG, self.optimizerD = build_training_step(cfg)
+        self.averagedG = self.ema = None
+        if cfg.get("ema_decay"):
+            self.averagedG = build_generator(cfg)
+            self.ema = GeneratorEMA(self.netG, self.averagedG, cfg["ema_decay"])
         self.step, self.fixed_noise = 0, fixed_noise(cfg)
         self.last_report = time.time()
         if cfg["resume"]:
             self._resume()
         else:
             self._warm_start()
+        self.judge, self.best = None, None  # the sample-quality judge (built at its first use) and best measurement
         if world.is_main:
             rundir.write_config(self.dir, cfg)
-            self.metrics = rundir.MetricsWriter(self.dir, resume_step=self.step if cfg["resume"] else None)
+            resume_step = self.step if cfg["resume"] else None
+            self.metrics = rundir.MetricsWriter(self.dir, resume_step=resume_step)
+            self.quality = rundir.MetricsWriter(self.dir, resume_step=resume_step, file_name=rundir.QUALITY_FILE)
+            self.best = rundir.best_quality_record(rundir.read_quality(self.dir), checkpoint.saved_steps(self.dir))
         self._log_header(info, notes)
 
     def _resume(self):
@@ -128,8 +148,8 @@ class Trainer:
         if path is None:  # stopped before its first checkpoint: the seed makes a restart the same run
             self.log.info("no checkpoint yet: resuming from step 0")
             return
-        self.step, _, self.fixed_noise = checkpoint.load_training_state(
-            path, self.netG, self.netD, self.optimizerG, self.optimizerD)
+        self.step, self.fixed_noise = checkpoint.load_training_state(
+            path, self.netG, self.netD, self.optimizerG, self.optimizerD, self.averagedG)
         self.log.info(f"resumed from {path} at step {self.step}")
 
     def _warm_start(self):
@@ -137,16 +157,20 @@ class Trainer:
             if path:
                 checkpoint.load_network(path, net)
                 self.log.info(f"warm start: loaded {path}")
+        if self.ema is not None:
+            self.ema.copy_weights()  # the average starts from G's (initial or warm-started) weights
 
     def _log_header(self, info, notes):
         cfg = self.cfg
         count = lambda net: sum(int(np.prod(p.shape)) for p in net.trainable_params())
-        self.log.info(f"DCGAN on {info.name}: {info.num_images} images, {cfg['image_size']} px, nc={cfg['nc']}; "
-                      f"device {cfg['device_target']}:{cfg['device_id']}")
+        self.log.info(f"DCGAN on {info.name}: {info.num_images} images ({info.split} split), "
+                      f"{cfg['image_size']} px, nc={cfg['nc']}; device {cfg['device_target']}:{cfg['device_id']}")
         self.log.info(f"world size {self.world.size} (this is rank {self.world.rank}), batch {cfg['batch_size']} "
                       f"per device, global batch {cfg['batch_size'] * self.world.size}; lr {cfg['lr']} (not rescaled)")
         self.log.info(f"G {count(self.netG):,} parameters, D {count(self.netD):,}; {self.steps_per_epoch} steps/epoch, "
                       f"{self.total_steps} steps in all; run directory {os.path.abspath(self.dir)}")
+        sampled = f"the moving average of G (--ema_decay {cfg['ema_decay']})" if self.ema else "G itself (no EMA)"
+        self.log.info(f"samples, checkpoints and quality measurements use {sampled}")
         for note in notes:
             if note:
                 self.log.info(note)
@@ -165,6 +189,8 @@ class Trainer:
                 if self.step == start_step:
                     self._first_batch(real.asnumpy())
                 loss_d, loss_g, d_x, d_gz1, d_gz2 = self.train_step(real, step_noise(cfg, self.step, self.world.rank))
+                if self.ema is not None:
+                    self.ema.update(self.step)
                 self.step += 1
                 if self.step % cfg["log_interval"] == 0 or self.step == self.total_steps:
                     now = time.time()
@@ -184,9 +210,14 @@ class Trainer:
                     last_time, last_step = time.time(), self.step
                 if self.step % cfg["sample_interval"] == 0:
                     self._save_samples(f"fake_step_{self.step:08d}.png")
-                if self.step % cfg["save_checkpoint_steps"] == 0:
+                saving = self.step % cfg["save_checkpoint_steps"] == 0
+                if saving:
                     self._check_finite({"loss_d": float(loss_d.asnumpy()), "loss_g": float(loss_g.asnumpy())})
-                    self._save_checkpoint(epoch)  # never a diverged state
+                    self._save_checkpoint()  # never a diverged state
+                if self._quality_due():
+                    self._measure_quality(epoch, saving)
+                if saving:
+                    self._rotate_checkpoints()  # after the measurement: it may have made this one the best
                 if self.step >= self.total_steps:
                     break
             if self.step % self.steps_per_epoch == 0:
@@ -197,10 +228,17 @@ class Trainer:
             self.log.info(f"done: {self.step} steps in {format_duration(time.time() - started)} (rank {self.world.rank})")
             return self.step
         if self.step not in checkpoint.saved_steps(self.dir):
-            self._save_checkpoint(self.step // self.steps_per_epoch)
+            self._save_checkpoint()
+            if self._metrics_interval():  # the final checkpoint is measured too, so it can be the best one
+                self._measure_quality(self.step // self.steps_per_epoch, True)
+            self._rotate_checkpoints()
         latest = self._save_samples("fake_latest.png")
         self.log.info(f"done: {self.step} steps in {format_duration(time.time() - started)}; samples {latest}; "
                       f"generator {checkpoint.ckpt_path(self.dir, 'generator', self.step)}")
+        if self.best is not None:
+            self.log.info(f"best samples at step {self.best['step']} ({self.best['primary']} "
+                          f"{self.best[self.best['primary']]:.4g}): "
+                          f"{checkpoint.ckpt_path(self.dir, 'generator', self.best['step'])}")
         report = self._render_report(force=True)
         if report:
             self.log.info(f"report: {os.path.abspath(report)}")
@@ -231,15 +269,72 @@ class Trainer:
                                    f"loss_g {record['loss_g']}; the last good checkpoint is kept in "
                                    f"{os.path.join(self.dir, checkpoint.CKPT_DIR)}")
 
+    def _sampled_generator(self):
+        """The G whose samples the run shows and saves: the averaged G (its BN statistics brought up to date) when
+        --ema_decay is on, else G."""
+        if self.ema is None:
+            return self.netG
+        self.ema.sync_statistics()
+        return self.averagedG
+
     def _save_samples(self, name):
         if not self.world.is_main:
             return None
-        return save_grid(sample(self.netG, self.fixed_noise),
+        return save_grid(sample(self._sampled_generator(), self.fixed_noise),
                          os.path.join(self.dir, rundir.SAMPLES_DIR, name), columns=8)
 
-    def _save_checkpoint(self, epoch):
+    def _save_checkpoint(self):
         if not self.world.is_main:
             return
-        checkpoint.save_training_checkpoint(self.dir, self.step, epoch, self.cfg, self.netG, self.netD,
-                                            self.optimizerG, self.optimizerD, ms.Tensor(self.fixed_noise))
-        checkpoint.remove_old_checkpoints(self.dir, self.cfg["keep_checkpoint_max"])
+        averaged = self._sampled_generator() if self.ema is not None else None
+        checkpoint.save_training_checkpoint(self.dir, self.step, self.cfg, self.netG, self.netD, self.optimizerG,
+                                            self.optimizerD, ms.Tensor(self.fixed_noise), averaged)
+
+    def _rotate_checkpoints(self):
+        if not self.world.is_main:
+            return
+        best = (self.best["step"],) if self.best else ()
+        checkpoint.remove_old_checkpoints(self.dir, self.cfg["keep_checkpoint_max"], protected=best)
+
+    # -- sample quality (src/quality): measured on rank 0 every --metrics_interval steps -------------------------
+
+    def _metrics_interval(self):
+        interval = self.cfg.get("metrics_interval")
+        return self.cfg["save_checkpoint_steps"] if interval is None else interval
+
+    def _quality_due(self):
+        interval = self._metrics_interval()
+        return self.world.is_main and interval > 0 and self.step % interval == 0
+
+    def _measure_quality(self, epoch, at_checkpoint):
+        """Score the sampled G (and, with EMA, G itself) on a fixed latent sample, log and record it, and keep
+        the best checkpoint. A failing measurement is a warning and turns measuring off: training goes on."""
+        if not self.world.is_main or self.judge is False:
+            return
+        cfg, started = self.cfg, time.time()
+        try:
+            if self.judge is None:
+                from src.quality import QualityJudge
+                self.judge = QualityJudge(cfg["dataset"], cfg["data_path"], cfg["image_size"], cfg["nc"],
+                                          num_images=cfg.get("metrics_num_images", 1000), seed=QUALITY_SEED,
+                                          cache_dir=self.dir, log=self.log.info)
+            score = lambda net: self.judge.evaluate(lambda z: sample(net, z), cfg["nz"])
+            record = {"step": self.step, "epoch": epoch + 1, "source": "train", "primary": self.judge.primary,
+                      "generator": "ema" if self.ema else "G", "checkpoint": at_checkpoint}
+            scores = score(self._sampled_generator())
+            record.update(scores)
+            if self.ema is not None:
+                record["G"] = {k: v for k, v in score(self.netG).items() if isinstance(v, float)}
+        except Exception as error:  # noqa: BLE001 - a courtesy measurement must not end a multi-day run
+            self.log.warning(f"warning: sample-quality measurement failed, no more measurements in this run: {error}")
+            self.judge = False
+            return
+        record["seconds"] = round(time.time() - started, 2)
+        self.quality.write(record)
+        if at_checkpoint and rundir.best_quality_record([record] + ([self.best] if self.best else [])) is record:
+            self.best = record
+        primary = record["primary"]
+        values = " ".join(f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, float))
+        raw = f" (G itself: {primary} {record['G'][primary]:.4g})" if "G" in record else ""
+        best = f"; best so far: step {self.best['step']} ({primary} {self.best[primary]:.4g})" if self.best else ""
+        self.log.info(f"quality at step {self.step}: {values}{raw}{best} [{record['seconds']:.1f} s]")

@@ -44,14 +44,20 @@ def mnist_half_white(_index):
     return image
 
 
-def write_mnist(directory, n_train=4, n_test=2, image=mnist_half_white, gzip_only=False):
-    """The four standard idx files (uncompressed, big-endian headers): magic 2051 + count + 28 + 28 for images,
-    magic 2049 + count for labels. image(i) gives the 28x28 uint8 image i."""
+def mnist_black(_index):
+    """An all-black 28x28 image (to tell test images from mnist_half_white training images)."""
+    return np.zeros((28, 28), np.uint8)
+
+
+def write_mnist(directory, n_train=4, n_test=2, image=mnist_half_white, gzip_only=False, test_image=None):
+    """The standard idx files (uncompressed, big-endian headers): magic 2051 + count + 28 + 28 for images,
+    magic 2049 + count for labels; a split with count 0 is left out. image(i) gives the 28x28 uint8 training image
+    i, test_image(i) (default: image) test image i."""
     root = _ensure(directory)
-    for prefix, count in (("train", n_train), ("t10k", n_test)):
+    for prefix, count, make in (("train", n_train, image), ("t10k", n_test, test_image or image)):
         if not count:
             continue
-        images = np.stack([image(i) for i in range(count)]).astype(np.uint8)
+        images = np.stack([make(i) for i in range(count)]).astype(np.uint8)
         labels = (np.arange(count) % 10).astype(np.uint8)
         files = {f"{prefix}-images-idx3-ubyte": struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes(),
                  f"{prefix}-labels-idx1-ubyte": struct.pack(">II", 2049, count) + labels.tobytes()}

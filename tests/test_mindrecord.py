@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import prepare_data
-from src.dataset import create_dataset, detect_format
+from src.dataset import NO_SPLIT, create_dataset, detect_format
 from src.errors import UserError
 from src.mindrecord_data import META_FILE, convert
 from tests.conftest import ROOT
@@ -44,9 +44,10 @@ def test_image_folder_reads_back_pixel_exact(folder, tmp_path):
     assert meta["count"] == 6 and meta["image_size"] == 64 and meta["nc"] == 3
     assert json.loads((out / META_FILE).read_text()) == meta
     assert meta["source"]["dataset"] == "folder" and meta["source"]["path"] == os.path.abspath(folder)
+    assert meta["source"]["split"] == NO_SPLIT  # a folder has no official split: all of it is converted
     source, source_info = read_all("folder", folder, 64)
     stored, info = read_all("mindrecord", out, 64)
-    assert info.name == "mindrecord" and info.num_images == 6 and info.nc == 3
+    assert info.name == "mindrecord" and info.num_images == 6 and info.nc == 3 and info.split == NO_SPLIT
     assert stored.dtype == np.float32 and stored.shape == (6, 3, 64, 64)
     np.testing.assert_array_equal(stored, source)  # same pixels, same order: what train.py would have seen
 
@@ -63,18 +64,25 @@ def test_image_folder_reads_back_pixel_exact(folder, tmp_path):
         create_dataset("mindrecord", str(out), image_size=32, batch_size=2)
 
 
+def noise_28(i):
+    return np.random.default_rng(i).integers(0, 256, (28, 28), dtype=np.uint8)
+
+
 def test_mnist_in_sharded_files_reads_back_fully(tmp_path):
-    mnist = write_mnist(tmp_path / "mnist", n_train=7, n_test=4,
-                        image=lambda i: np.random.default_rng(i).integers(0, 256, (28, 28), dtype=np.uint8))
+    # 11 training images and 4 test images: only the training split is converted by default.
+    mnist = write_mnist(tmp_path / "mnist", n_train=11, n_test=4, image=noise_28,
+                        test_image=lambda i: noise_28(100 + i))
     out = tmp_path / "mr"
     lines = []
     meta = convert("auto", mnist, str(out), 32, nc=3, num_shards=3, log=lines.append, progress_seconds=0)
     assert meta["files"] == ["images.mindrecord0", "images.mindrecord1", "images.mindrecord2"]
     assert meta["source"]["dataset"] == "mnist" and meta["count"] == 11 and meta["nc"] == 3
+    assert meta["source"]["split"] == "train" and meta["source"]["images"] == 11
+    assert "converting 11 mnist images" in lines[0] and "(split train)" in lines[0]
     assert any("11/11 images" in line for line in lines) and lines[-1].startswith("wrote 11 images")
     source, _ = read_all("mnist", mnist, 32, nc=3)
     stored, info = read_all("auto", out, 32)
-    assert info.num_images == 11 and info.source_nc == 3
+    assert info.num_images == 11 and info.source_nc == 3 and info.split == "train"
     # Shards interleave rows on reading, so compare as sets of images.
     as_set = lambda images: sorted(image.tobytes() for image in images)  # noqa: E731
     assert as_set(stored) == as_set(source)
@@ -87,6 +95,31 @@ def test_mnist_in_sharded_files_reads_back_fully(tmp_path):
         parts += [b[0] for (b,) in ds.create_tuple_iterator(num_epochs=1, output_numpy=True)]
     assert len(parts) == 12  # 11 images in 2 shards: MindDataset pads the short shard with one repeat
     assert set(as_set(parts)) == set(as_set(source))
+
+
+@pytest.mark.parametrize("split, count", [("test", 3), ("all", 8)])
+def test_other_splits_convert_on_request(tmp_path, split, count):
+    mnist = write_mnist(tmp_path / "mnist", n_train=5, n_test=3, image=noise_28)
+    meta = convert("mnist", mnist, str(tmp_path / "mr"), 32, split=split, log=quiet)
+    assert (meta["count"], meta["source"]["split"]) == (count, split)
+    _, info = read_all("mindrecord", tmp_path / "mr", 32)
+    assert (info.num_images, info.split) == (count, split)
+
+
+def test_a_directory_with_one_split_converts_what_it_has(tmp_path):
+    mnist = write_mnist(tmp_path / "mnist", n_train=0, n_test=3, image=noise_28)
+    meta = convert("mnist", mnist, str(tmp_path / "mr"), 32, log=quiet)
+    assert (meta["count"], meta["source"]["split"]) == (3, "test (the only split on disk)")
+
+
+def test_a_conversion_without_a_recorded_split_reads_as_unsplit(folder, tmp_path):
+    out = tmp_path / "mr"
+    convert("folder", folder, str(out), 32, log=quiet)
+    meta = json.loads((out / META_FILE).read_text())
+    del meta["source"]["split"]  # as written before --split existed
+    (out / META_FILE).write_text(json.dumps(meta))
+    _, info = read_all("mindrecord", out, 32)
+    assert (info.num_images, info.split) == (6, NO_SPLIT)
 
 
 def test_bad_image_file_is_skipped_and_counted_or_stops_strict_conversion(tmp_path):
@@ -114,6 +147,7 @@ def cli(argv, capsys):
     (["--dataset", "mindrecord", "--data_path", "{folder}", "--image_size", "32"], "already MindRecord"),
     (["--dataset", "cifar10", "--data_path", "{folder}", "--image_size", "32"], "no CIFAR-10 binary batches"),
     (["--data_path", "{folder}", "--image_size", "32", "--bogus"], "unrecognized arguments"),
+    (["--data_path", "{folder}", "--image_size", "32", "--split", "valid"], "argument --split: invalid choice"),
     (["--data_path", "{folder}"], "--image_size"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(folder, tmp_path, capsys, argv, message):
@@ -150,10 +184,11 @@ def test_prepare_data_then_train_from_mindrecord(folder, tmp_path):
     """The user's path, as real processes: convert with prepare_data.py, then train.py --dataset mindrecord."""
     out, run = tmp_path / "mr", tmp_path / "run"
     result = subprocess.run([sys.executable, "prepare_data.py", "--data_path", folder, "--output_path", str(out),
-                             "--image_size", "32", "--num_shards", "2"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
+                             "--image_size", "32", "--num_shards", "2", "--split", "all"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "wrote 6 images" in result.stdout
+    assert json.loads((out / META_FILE).read_text())["source"]["split"] == "all (no split on disk)"
     again = subprocess.run([sys.executable, "prepare_data.py", "--data_path", folder, "--output_path", str(out),
                             "--image_size", "32"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and again.stderr.startswith("error:") and again.stderr.count("\n") == 1

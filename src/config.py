@@ -138,7 +138,8 @@ def check_config(cfg):
 
 def resume_config(saved, args):
     """The config of a resumed run: the saved one, with the few values that may change taken from the command line."""
-    cfg = dict(saved, resume=True, netG=None, netD=None)
+    # Runs saved before --split existed read train and test together: resume them on the same images.
+    cfg = {"split": "all", **saved, "resume": True, "netG": None, "netD": None}
     cfg.update({k: getattr(args, k) for k in RESUMABLE_OVERRIDES if getattr(args, k) is not None})
     check_config(cfg)
     return cfg

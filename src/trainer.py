@@ -163,7 +163,7 @@ class Trainer:
     def _log_header(self, info, notes):
         cfg = self.cfg
         count = lambda net: sum(int(np.prod(p.shape)) for p in net.trainable_params())
-        self.log.info(f"DCGAN on {info.name}: {info.num_images} images ({info.split} split), "
+        self.log.info(f"DCGAN on {info.name}: {info.num_images} images, split {info.split}; "
                       f"{cfg['image_size']} px, nc={cfg['nc']}; device {cfg['device_target']}:{cfg['device_id']}")
         self.log.info(f"world size {self.world.size} (this is rank {self.world.rank}), batch {cfg['batch_size']} "
                       f"per device, global batch {cfg['batch_size'] * self.world.size}; lr {cfg['lr']} (not rescaled)")

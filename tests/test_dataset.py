@@ -332,7 +332,7 @@ def test_train_py_records_the_split(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["split"] == "train"
     log = (run / "train.log").read_text()
-    assert "8 images" in log and "train split" in log, log
+    assert "8 images" in log and "split train" in log, log
 
 
 # --- auto-detection ------------------------------------------------------------------------------------------------

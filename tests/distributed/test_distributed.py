@@ -59,8 +59,8 @@ def test_two_msrun_workers_stay_identical_read_different_shards_and_only_rank0_w
                                                 "train_state_00000004.ckpt"]
     assert json.loads((run / "config.json").read_text())["world_size"] == 2
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
-    # An epoch covers the dataset once in total: 1797 digits in 2 shards of 899 -> 224 steps of 4 per rank.
-    assert "224 steps/epoch" in (run / "train.log").read_text()
+    # An epoch covers the training split once in total: 1347 digits in 2 shards of 674 -> 168 steps of 4 per rank.
+    assert "168 steps/epoch" in (run / "train.log").read_text()
 
 
 @pytest.fixture

@@ -163,7 +163,7 @@ def test_celeba_bad_file_is_skipped_and_named(tmp_path):
     root = fx.write_celeba(tmp_path / "celeba", count=6)
     with open(os.path.join(root, "000003.jpg"), "wb") as f:
         f.write(noisy_png()[:100])
-    ds, info = create_dataset("celeba", root, image_size=64, batch_size=2)
+    ds, info = create_dataset("celeba", root, image_size=64, batch_size=2, split="all")
     assert len(one_epoch(ds, info)) == info.batches_per_epoch == 3
     assert info.bad_files.first == os.path.join(root, "000003.jpg") + ": image file is truncated"
 
@@ -174,7 +174,7 @@ def test_lsun_bad_file_is_skipped_and_found_on_disk_by_its_content(tmp_path):
     bad = os.path.join(root, "bedroom_train", "img0002.jpg")
     with open(bad, "wb") as f:
         f.write(b"GIF89a but not really")
-    ds, info = create_dataset("lsun", root, image_size=64, batch_size=2)
+    ds, info = create_dataset("lsun", root, image_size=64, batch_size=2, split="all")
     assert len(one_epoch(ds, info)) == info.batches_per_epoch == 3
     assert info.bad_files.count == 1
     assert info.bad_files.first.startswith(bad + ": ")

@@ -18,7 +18,7 @@ SPLITS = ("train", "test", "all")
 # The paper's and the model zoo's hyper-parameters, shared by every dataset.
 COMMON = dict(
     image_size=32, nz=100, ngf=64, ndf=64, nc=None,  # nc=None: the dataset's own channel count
-    batch_size=128, lr=2e-4, beta1=0.5, epoch_size=20, max_steps=0,  # max_steps=0: no cap, run every epoch
+    batch_size=128, lr=2e-4, lr_d=None, beta1=0.5,  # lr_d=None: D learns at --lr too epoch_size=20, max_steps=0,  # max_steps=0: no cap, run every epoch
     seed=1, log_interval=50, sample_interval=500, save_checkpoint_steps=1000, keep_checkpoint_max=5,
     num_parallel_workers=2,
     strict=False,  # True: a bad image file stops the run; False: it is skipped and counted in the log
@@ -85,7 +85,7 @@ def train_parser():
             "metrics_interval", "metrics_num_images")
     for name in ints:
         p.add_argument("--" + name, type=int, default=None)
-    for name in ("lr", "beta1", "ema_decay"):
+    for name in ("lr", "lr_d", "beta1", "ema_decay"):
         p.add_argument("--" + name, type=float, default=None)
     return p
 
@@ -132,6 +132,8 @@ def check_config(cfg):
         raise UserError(f"--metrics_num_images must be at least 2, not {cfg['metrics_num_images']}")
     if not 0 <= cfg.get("ema_decay", 0.0) < 1:
         raise UserError(f"--ema_decay must be in [0, 1) (0: off), not {cfg['ema_decay']}")
+    if cfg.get("lr_d") is not None and not cfg["lr_d"] > 0:
+        raise UserError(f"--lr_d must be positive, not {cfg['lr_d']}")
     if not (cfg["lr"] > 0 and 0 <= cfg["beta1"] < 1):
         raise UserError(f"need --lr > 0 and 0 <= --beta1 < 1 (got {cfg['lr']}, {cfg['beta1']})")
 

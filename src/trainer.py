@@ -53,7 +53,8 @@ def build_training_step(cfg):
     """The networks, their Adam optimizers and the compiled D-then-G step, as training uses them (and bench/)."""
     netG, netD = build_networks(cfg)
     optimizerG = nn.Adam(netG.trainable_params(), learning_rate=cfg["lr"], beta1=cfg["beta1"])
-    optimizerD = nn.Adam(netD.trainable_params(), learning_rate=cfg["lr"], beta1=cfg["beta1"])
+    lr_d = cfg.get("lr_d") or cfg["lr"]  # two time-scale update rule (Heusel et al. 2017) when it differs
+    optimizerD = nn.Adam(netD.trainable_params(), learning_rate=lr_d, beta1=cfg["beta1"])
     train_step = DCGAN(netG, netD, optimizerG, optimizerD)
     train_step.set_train(True)
     return train_step, netG, netD, optimizerG, optimizerD
@@ -166,7 +167,8 @@ class Trainer:
         self.log.info(f"DCGAN on {info.name}: {info.num_images} images, split {info.split}; "
                       f"{cfg['image_size']} px, nc={cfg['nc']}; device {cfg['device_target']}:{cfg['device_id']}")
         self.log.info(f"world size {self.world.size} (this is rank {self.world.rank}), batch {cfg['batch_size']} "
-                      f"per device, global batch {cfg['batch_size'] * self.world.size}; lr {cfg['lr']} (not rescaled)")
+                      f"per device, global batch {cfg['batch_size'] * self.world.size}; "
+                      f"lr G {cfg['lr']}, D {cfg.get('lr_d') or cfg['lr']} (not rescaled)")
         self.log.info(f"G {count(self.netG):,} parameters, D {count(self.netD):,}; {self.steps_per_epoch} steps/epoch, "
                       f"{self.total_steps} steps in all; run directory {os.path.abspath(self.dir)}")
         sampled = f"the moving average of G (--ema_decay {cfg['ema_decay']})" if self.ema else "G itself (no EMA)"

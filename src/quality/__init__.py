@@ -35,6 +35,7 @@ MAX_REFERENCE = 10_000  # real images read at most
 GENERATE_BATCH = 250  # latent vectors per generator call
 SPLIT_SEED = 0  # the train/test split of datasets without an official one (= src/labelled_data's, verify.py's)
 READ_BATCH = 256
+FAKE_REFERENCE = 1000  # images of the fake dataset (random noise) read as its reference
 HOME_CACHE = os.path.join("~", ".cache", "dcgan")
 
 
@@ -90,6 +91,8 @@ def _read_unlabelled(name, data_path, image_size, nc, seed, log):
     from src import dataset as data
     options = dict(image_size=image_size, batch_size=READ_BATCH, nc=nc, shuffle=True, seed=seed,
                    drop_remainder=False, num_samples=MAX_REFERENCE)
+    if name == "fake":
+        options["fake_size"] = FAKE_REFERENCE
     pipeline, info = None, None
     if "split" in inspect.signature(data.create_dataset).parameters:
         try:
@@ -101,9 +104,10 @@ def _read_unlabelled(name, data_path, image_size, nc, seed, log):
     images = [batch[0].asnumpy() for batch in info.bad_files.iterate(pipeline, info.batches_per_epoch, log)]
     images = np.concatenate(images).astype(np.float32)
     split = getattr(info, "split", "train")
-    part = "test" if split == "test" else "training" if split == "train" else f"split {split!r} of the"
+    part = {"test": "test ", "train": "training "}.get(split, "")
+    whole = {"test": "", "train": ""}.get(split, f" (split: {split})")
     sampled = f", a seeded sample of {info.num_images}" if len(images) < info.num_images else ""
-    return images, f"{len(images)} real {info.name} {part} images{sampled}"
+    return images, f"{len(images)} real {info.name} {part}images{sampled}{whole}"
 
 
 class QualityJudge:
@@ -160,7 +164,9 @@ class QualityJudge:
         started = time.time()
 
         self._feature_model = None
-        if feature_model:
+        if feature_model and not any(m in FEATURE_MODEL_METRICS for m in metrics):
+            self.log(f"feature model {feature_model} not used: it serves fid and kid only")
+        elif feature_model:
             from src.quality.feature_model import FeatureModel
             self._feature_model = FeatureModel(feature_model)  # before the data: a bad file fails fast
         if labelled:
@@ -178,7 +184,10 @@ class QualityJudge:
 
     def _read_labelled(self, data_path, image_size, nc):
         from src.labelled_data import load_splits
-        splits, note = load_splits(self.dataset, data_path, image_size, nc, SPLIT_SEED)
+        try:
+            splits, note = load_splits(self.dataset, data_path, image_size, nc, SPLIT_SEED)
+        except ValueError as error:  # scikit-learn cannot split so few images
+            raise UserError(f"cannot split {self.dataset} in {data_path} into train and test images: {error}") from None
         (test_x, test_y) = splits["test"]
         chosen = _sample(np.arange(len(test_x)), MAX_REFERENCE, self.seed)
         sampled = f", a seeded sample of {len(test_x)}" if len(chosen) < len(test_x) else ""

@@ -18,7 +18,8 @@ SPLITS = ("train", "test", "all")
 # The paper's and the model zoo's hyper-parameters, shared by every dataset.
 COMMON = dict(
     image_size=32, nz=100, ngf=64, ndf=64, nc=None,  # nc=None: the dataset's own channel count
-    batch_size=128, lr=2e-4, lr_d=None, beta1=0.5,  # lr_d=None: D learns at --lr too epoch_size=20, max_steps=0,  # max_steps=0: no cap, run every epoch
+    batch_size=128, lr=2e-4, beta1=0.5, epoch_size=20, max_steps=0,  # max_steps=0: no cap, run every epoch
+    lr_d=None,  # None: D learns at --lr too
     seed=1, log_interval=50, sample_interval=500, save_checkpoint_steps=1000, keep_checkpoint_max=5,
     num_parallel_workers=2,
     strict=False,  # True: a bad image file stops the run; False: it is skipped and counted in the log

@@ -20,6 +20,9 @@ Departures from the paper's code, both for memory and speed at every training ch
     to a small table. With as many quantiles as descriptors this is exactly the paper's sorted difference.
 Everything random (positions, directions) comes from `seed`: the same images and seed give the same number.
 """
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy import ndimage
 
@@ -30,6 +33,7 @@ DIRECTIONS = 512  # the paper's 4 repeats x 128 directions
 DIRECTION_CHUNK = 128  # directions projected and sorted at a time (bounds the memory: chunk x descriptors floats)
 MAX_DESCRIPTORS = 2 ** 18  # per set and level
 QUANTILES = 8192
+SORT_THREADS = min(2, os.cpu_count() or 1)
 SCALE = 1e3
 _BINOMIAL = np.array([1.0, 4.0, 6.0, 4.0, 1.0], np.float32) / 16.0
 
@@ -95,14 +99,24 @@ def _quantile_index(count, quantiles):
 
 
 def sorted_projections(desc, directions, quantiles=QUANTILES):
-    """(num_directions, quantiles) float32: each projection of the descriptors, sorted, at the quantile grid."""
+    """(num_directions, quantiles) float32: each projection of the descriptors, sorted, at the quantile grid.
+    Chunks of directions are sorted in SORT_THREADS threads (numpy's sort releases the GIL)."""
     index = _quantile_index(len(desc), quantiles)
     table = np.empty((directions.shape[1], quantiles), np.float32)
-    for start in range(0, directions.shape[1], DIRECTION_CHUNK):
+
+    def chunk(start):
         block = directions[:, start:start + DIRECTION_CHUNK]
         projected = block.T @ desc.T  # (chunk, count), C-contiguous: each projection sorted along a row
         projected.sort(axis=1)
         table[start:start + block.shape[1]] = projected[:, index]
+
+    starts = range(0, directions.shape[1], DIRECTION_CHUNK)
+    if SORT_THREADS > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(SORT_THREADS) as pool:
+            list(pool.map(chunk, starts))
+    else:
+        for start in starts:
+            chunk(start)
     return table
 
 

@@ -31,7 +31,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seeds the splits, the label subset and the untrained D")
     p.add_argument("--batch_size", type=int, default=128, help="images per forward pass")
     p.add_argument("--jobs", type=int, default=None,
-                   help="SVMs fitted at once (default: one per CPU); each holds a copy of the features")
+                   help="SVMs fitted at once, in worker processes (default: one per CPU); 1: all in this process")
     p.add_argument("--device_target", choices=DEVICE_TARGETS, default="CPU")
     p.add_argument("--device_id", type=int, default=0)
     add_arch_arguments(p, ("D",))

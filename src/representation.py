@@ -6,7 +6,9 @@ Protocol, as in the paper and fixing the model zoo's version of it:
   scaling    StandardScaler with the statistics of the training examples only (the model zoo refits it on the
              test set, which leaks test statistics into the classifier)
   classifier a linear L2-SVM (LinearSVC), C chosen on a validation split held out from the training examples,
-             then refitted on all of them; the model zoo's RBF SVC as an option
+             then refitted on all of them; the model zoo's RBF SVC as an option. liblinear is handed the same
+             problem in at most N dims (see _compact: the same iterates, 10x less work on D features), and the
+             fits of all three feature sets share a pool of worker processes
   labels     --num_labels N: N training examples in all, the same number per class (the paper's SVHN test)
   baselines  on the same split: the same D untrained (the initialisation train.py uses) and raw pixels, so the
              number says what training bought
@@ -76,15 +78,14 @@ def balanced_subset(labels, num_labels, seed):
 
 
 def make_classifier(kind, C, seed=0):
-    """StandardScaler + SVM as one pipeline: fit() fits the scaler on the rows it is given, and only on them."""
+    """StandardScaler + SVM as one pipeline: fit() fits the scaler on the rows it is given, and only on them.
+    fit_and_score() computes the same linear fit faster (see _compact) and returns it in this form."""
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC, LinearSVC
+    from sklearn.svm import SVC
 
     if kind == "linear":
-        # Squared hinge + L2 penalty: the paper's L2-SVM. tol: liblinear's own default for this solver is 0.1;
-        # scikit-learn's 1e-4 took 3x the iterations of 1e-3 on digits features for the same test accuracy.
-        svm = LinearSVC(C=C, tol=1e-3, max_iter=2000, random_state=seed)
+        svm = _linear_svm(C, seed)
     elif kind == "svc":
         svm = SVC(C=C, kernel="rbf", gamma="scale")  # the model zoo's classifier
     else:
@@ -92,33 +93,139 @@ def make_classifier(kind, C, seed=0):
     return make_pipeline(StandardScaler(), svm)
 
 
-def fit_and_score(train_x, train_y, test_x, test_y, kind="linear", seed=0, c_grid=None, jobs=None):
-    """Choose C on a stratified validation split of the training examples, refit on all of them, score the test
-    set. Returns ({"accuracy", "C", "val_accuracy"}, fitted pipeline).
+def _linear_svm(C, seed, dual="auto", fit_intercept=True):
+    from sklearn.svm import LinearSVC
 
-    The candidate C are fitted in `jobs` threads (default: one per CPU, at most one per C): liblinear and libsvm
-    release the GIL. Each fit holds its own double-precision copy of the data, so memory grows with `jobs`."""
-    from joblib import Parallel, delayed
+    # Squared hinge + L2 penalty: the paper's L2-SVM. tol: liblinear's own default for this solver is 0.1;
+    # scikit-learn's 1e-4 took 3x the iterations of 1e-3 on digits features for the same test accuracy.
+    # dual="auto" is liblinear's dual coordinate descent when examples < dims (D features), else its primal
+    # trust-region Newton method (raw pixels).
+    return LinearSVC(C=C, tol=1e-3, max_iter=2000, random_state=seed, dual=dual, fit_intercept=fit_intercept)
+
+
+def _compact(x):
+    """The liblinear problem of the standardised rows `x` (N, D), written in at most N dims: (z, fit_intercept,
+    to_original), where LinearSVC(fit_intercept=fit_intercept).fit(z, y) takes the same steps as
+    LinearSVC().fit(x, y) and to_original(svm) gives the (coef_, intercept_) of that fit in x's D dims.
+
+    Both liblinear solvers see the rows only through inner products: dual coordinate descent (N < D) through
+    x_i . x_j + 1 (its intercept is a constant feature of value 1, penalised like the weights), the primal Newton
+    method (N >= D) through products with vectors in the rows' span (it has no preconditioner, so a rotation of the
+    features changes nothing). So any rows with the same inner products give the same iterates, the same random
+    coordinate order and the same stopping point, up to rounding:
+      N < D   z = L with L L^T = x x^T + 1 (Cholesky; lower triangular, so liblinear, which skips zeros, sees
+              N^2/2 numbers instead of N * D: 7 168 -> ~540 per digits row), intercept inside z;
+      N >= D  z = R^T with x^T = Q R (a rotation; trapezoidal, half the numbers of x)."""
+    x = np.asarray(x, dtype=np.float64)
+    n, d = x.shape
+    if n < d:
+        try:
+            chol = np.linalg.cholesky(x @ x.T + 1.0)
+            diag = np.diag(chol)
+            # Pivots spanning more than 1e4 flag a nearly singular Gram matrix (nearly repeated examples), where
+            # mapping the weights back through L^-1 would lose precision. Digits D features: 0.08.
+            well_conditioned = diag.min() > 1e-4 * diag.max()
+        except np.linalg.LinAlgError:  # rank < N - 1, e.g. repeated images
+            well_conditioned = False
+        if well_conditioned:
+            def to_original(svm):  # w = [x 1]^T beta with L^T beta = w_z: beta are the dual weights alpha_i y_i
+                from scipy.linalg import solve_triangular
+                beta = solve_triangular(chol.T, svm.coef_.T, lower=False)
+                return beta.T @ x, beta.sum(axis=0)
+            return chol, False, to_original
+        # Ill-conditioned: an orthonormal basis of the rows and the constant feature instead (slower, exact).
+        basis, r = np.linalg.qr(np.hstack([x, np.ones((n, 1))]).T)
+        return np.ascontiguousarray(r.T), False, lambda svm: ((svm.coef_ @ basis.T)[:, :d],
+                                                              (svm.coef_ @ basis.T)[:, d])
+    basis, r = np.linalg.qr(x.T)
+    return np.ascontiguousarray(r.T), True, lambda svm: (svm.coef_ @ basis.T, svm.intercept_)
+
+
+class _Task:
+    """One feature set's search: the rows it fits, per phase (C search on the fit split, then the refit on all)."""
+
+    def __init__(self, kind, seed, train_x, train_y):
+        from sklearn.model_selection import train_test_split
+
+        self.kind, self.seed, self.train_x, self.train_y = kind, seed, train_x, train_y
+        self.fit_idx, self.val_idx = train_test_split(np.arange(len(train_y)), test_size=VALIDATION_FRACTION,
+                                                      stratify=train_y, random_state=seed)
+
+    def prepare(self, rows):
+        """(scaler, z, fit_intercept, to_original) for the training examples `rows` (see _compact); for the RBF
+        SVC (None, the rows, None, None): its pipeline scales them itself."""
+        from sklearn.preprocessing import StandardScaler
+
+        x = self.train_x[rows]
+        if self.kind != "linear":
+            return None, x, None, None
+        scaler = StandardScaler().fit(x)  # the training rows' statistics only
+        return (scaler, *_compact(scaler.transform(x)))
+
+    def estimator(self, prepared, C):
+        scaler, z, fit_intercept, _ = prepared
+        if self.kind != "linear":
+            return make_classifier(self.kind, C, self.seed)
+        dual = len(z) < self.train_x.shape[1]  # what dual="auto" picks for the original rows
+        return _linear_svm(C, self.seed, dual=dual, fit_intercept=fit_intercept)
+
+    def model(self, prepared, fitted):
+        """The fitted classifier as the pipeline make_classifier(...).fit(rows) gives: scaler, then the SVM with
+        its weights in the feature space."""
+        from sklearn.pipeline import make_pipeline
+
+        scaler, _, _, to_original = prepared
+        if self.kind != "linear":
+            return fitted
+        fitted.coef_, fitted.intercept_ = to_original(fitted)
+        fitted.n_features_in_ = self.train_x.shape[1]
+        fitted.set_params(dual="auto", fit_intercept=True)  # the parameters of the fit it equals
+        return make_pipeline(scaler, fitted)
+
+
+def fit_and_score_all(problems, kind="linear", seed=0, c_grid=None, jobs=None):
+    """fit_and_score for several feature sets (train_x, train_y, test_x, test_y) at once: their candidate C are
+    fitted together in `jobs` worker processes (default: one per CPU), then their refits. Returns a list of
+    (result, model) in order."""
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import train_test_split
+    from sklearn.utils.parallel import Parallel, delayed  # these pass the warning filters on to the workers
 
     if kind not in CLASSIFIERS:
         raise UserError(f"unknown classifier '{kind}'; choose one of: {', '.join(CLASSIFIERS)}")
-    c_grid = c_grid or C_GRIDS[kind]
-    fit_idx, val_idx = train_test_split(np.arange(len(train_y)), test_size=VALIDATION_FRACTION,
-                                        stratify=train_y, random_state=seed)
-    jobs = jobs or min(len(c_grid), os.cpu_count() or 1)
-    with warnings.catch_warnings():  # here, not in the threads: the warning filters are process-wide
+    c_grid = tuple(c_grid or C_GRIDS[kind])
+    tasks = [_Task(kind, seed, np.asarray(p[0]), np.asarray(p[1])) for p in problems]
+    searches = [task.prepare(task.fit_idx) for task in tasks]
+    # Largest C first: they take the most iterations, so the short fits fill the gaps at the end.
+    order = [(C, i) for C in sorted(c_grid, reverse=True) for i in range(len(tasks))]
+    jobs = jobs or os.cpu_count() or 1
+    # Processes, not threads: liblinear draws its random coordinate order from one generator per process, reseeded
+    # by every fit, so fits running at once in one process would change each other's order (and results).
+    with warnings.catch_warnings(), Parallel(n_jobs=min(jobs, len(order)), return_as="generator") as parallel:
         # liblinear stopping at max_iter still gives a classifier; its validation score is what counts.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        candidates = Parallel(n_jobs=jobs, prefer="threads")(
-            delayed(make_classifier(kind, C, seed).fit)(train_x[fit_idx], train_y[fit_idx]) for C in c_grid)
-        scores = [model.score(train_x[val_idx], train_y[val_idx]) for model in candidates]
-        best = int(np.argmax(scores))  # the smallest C among equals: the most regularised
-        model = make_classifier(kind, c_grid[best], seed).fit(train_x, train_y)
-    result = {"accuracy": round(float(model.score(test_x, test_y)), 4), "C": c_grid[best],
-              "val_accuracy": round(float(scores[best]), 4)}
-    return result, model
+        fits = parallel(delayed(tasks[i].estimator(searches[i], C).fit)(searches[i][1],
+                                                                         tasks[i].train_y[tasks[i].fit_idx])
+                        for C, i in order)
+        refits = [task.prepare(np.arange(len(task.train_y))) for task in tasks]  # while the workers fit
+        scores = [{} for _ in tasks]
+        for (C, i), fitted in zip(order, list(fits)):
+            task = tasks[i]
+            model = task.model(searches[i], fitted)
+            scores[i][C] = model.score(task.train_x[task.val_idx], task.train_y[task.val_idx])
+        best = [c_grid[int(np.argmax([s[C] for C in c_grid]))] for s in scores]  # the smallest C among equals
+        final = parallel(delayed(task.estimator(refits[i], best[i]).fit)(refits[i][1], task.train_y)
+                         for i, task in enumerate(tasks))
+        models = [task.model(refits[i], fitted) for i, (task, fitted) in enumerate(zip(tasks, final))]
+    return [({"accuracy": round(float(model.score(test_x, test_y)), 4), "C": best[i],
+              "val_accuracy": round(float(scores[i][best[i]]), 4)}, model)
+            for i, (model, (_, _, test_x, test_y)) in enumerate(zip(models, problems))]
+
+
+def fit_and_score(train_x, train_y, test_x, test_y, kind="linear", seed=0, c_grid=None, jobs=None):
+    """Choose C on a stratified validation split of the training examples, refit on all of them, score the test
+    set. Returns ({"accuracy", "C", "val_accuracy"}, fitted pipeline). The candidate C are fitted in `jobs` worker
+    processes (default: one per CPU)."""
+    return fit_and_score_all([(train_x, train_y, test_x, test_y)], kind, seed, c_grid, jobs)[0]
 
 
 def _last_stage(features, extractor):
@@ -177,22 +284,27 @@ def run(ckpt_path, dataset, data_path=None, num_labels=None, classifier="linear"
     init_weights(untrained, np.random.default_rng(seed))  # train.py's initialisation, never trained
     extractors = {"trained_d": FeatureExtractor(netD, arch["image_size"]),
                   "untrained_d": FeatureExtractor(untrained, arch["image_size"])}
-    results = {}
+    features = {}
     for name in ("trained_d", "untrained_d", "raw_pixels"):
         if name == "raw_pixels":
-            train_f, test_f = train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1)
+            features[name] = (train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1))
         else:
-            train_f, test_f = (extract(extractors[name], x, batch_size) for x in (train_x, test_x))
-        if name == "trained_d":
-            trained_features = (train_f, test_f)
-        results[name], _ = fit_and_score(train_f, train_y, test_f, test_y, classifier, seed, jobs=jobs)
-        results[name]["dims"] = int(train_f.shape[1])
+            features[name] = tuple(extract(extractors[name], x, batch_size) for x in (train_x, test_x))
+    seconds = {"load_and_features": time.time() - started}
+    fits = fit_and_score_all([(f[0], train_y, f[1], test_y) for f in features.values()], classifier, seed,
+                             jobs=jobs)
+    results = {}
+    for name, (result, _) in zip(features, fits):
+        results[name] = dict(result, dims=int(features[name][0].shape[1]))
+    seconds["svm"] = time.time() - started - seconds["load_and_features"]
 
-    frechet = frechet_report(ckpt_file, arch, extractors["trained_d"], *trained_features, seed, batch_size)
+    frechet = frechet_report(ckpt_file, arch, extractors["trained_d"], *features["trained_d"], seed, batch_size)
+    seconds["frechet"] = time.time() - started - sum(seconds.values())
     return {"accuracy": results["trained_d"]["accuracy"],
             "baselines": {"untrained_d": results["untrained_d"]["accuracy"],
                           "raw_pixels": results["raw_pixels"]["accuracy"]},
             "classifier": classifier, "dataset": dataset, "split": split_note,
             "num_train": int(len(train_y)), "num_test": int(len(test_y)), "num_classes": int(len(np.unique(train_y))),
             "num_labels": num_labels, "features": results, "frechet_distance": frechet,
-            "checkpoint": ckpt_file, "seed": seed, "seconds": round(time.time() - started, 1)}
+            "checkpoint": ckpt_file, "seed": seed, "seconds": round(time.time() - started, 1),
+            "seconds_by_part": {part: round(value, 1) for part, value in seconds.items()}}

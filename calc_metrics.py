@@ -20,9 +20,9 @@ from src.errors import UserError
 
 def parse_args(argv=None):
     from src.quality import METRICS
-    from src.trained import add_arch_arguments
+    from src.trained import add_arch_arguments, add_which_argument
     p = ArgumentParser(description="Sample-quality metrics (SWD, classifier FID/KID, FID/KID) of a DCGAN generator.")
-    p.add_argument("--ckpt_file", required=True, help="a generator_N.ckpt or a run directory (its newest generator)")
+    p.add_argument("--ckpt_file", required=True, help="a generator_N.ckpt or a run directory (see --which)")
     p.add_argument("--dataset", default=None,
                    help="the real images: one of " + ", ".join(DATASET_NAMES) + " (default: the run's config.json)")
     p.add_argument("--data_path", default=None, help="dataset location (default: the run's, when --dataset is too)")
@@ -36,6 +36,7 @@ def parse_args(argv=None):
                    help="a .mindir or .onnx network mapping images (fed in [-1, 1]) to features, for fid/kid")
     p.add_argument("--device_target", choices=DEVICE_TARGETS, default="CPU")
     p.add_argument("--device_id", type=int, default=0)
+    add_which_argument(p)
     add_arch_arguments(p, ("G",))
     args = p.parse_args(argv)
     if args.num_images < 2:
@@ -84,7 +85,7 @@ def main(argv=None):
         from src.quality import QualityJudge
         from src.run_dir import QUALITY_FILE
 
-        netG, arch, ckpt_file = trained.load(args.ckpt_file, "G", trained.overrides_from(args, "G"))
+        netG, arch, ckpt_file = trained.load(args.ckpt_file, "G", trained.overrides_from(args, "G"), args.which)
         run_dir = run_directory(args.ckpt_file, ckpt_file)
         dataset, data_path = dataset_of(args, run_dir)
         judge = QualityJudge(dataset, data_path, arch["image_size"], arch["nc"], metrics=args.metrics,

@@ -15,7 +15,7 @@ from src.generate import FORMATS, INTERPOLATION_STEPS, check_options
 def parse_args(argv=None):
     from src.trained import add_arch_arguments, add_which_argument
     p = ArgumentParser(description="Generate images with a trained DCGAN generator.")
-    p.add_argument("--ckpt_file", required=True, help="a generator_N.ckpt or a run directory (its newest generator)")
+    p.add_argument("--ckpt_file", required=True, help="a generator_N.ckpt or a run directory (see --which)")
     p.add_argument("--output_path", default="./generated", help="directory for generate.png and the other outputs")
     p.add_argument("--num_images", type=int, default=64)
     p.add_argument("--seed", type=int, default=0, help="noise seed: the same seed gives the same images")

@@ -19,7 +19,7 @@ def parse_args(argv=None):
     from src.trained import add_arch_arguments, add_which_argument
     p = ArgumentParser(description="Export a trained DCGAN generator or discriminator feature extractor.")
     p.add_argument("--ckpt_file", required=True,
-                   help="a generator_N.ckpt / discriminator_N.ckpt, or a run directory (its newest checkpoint)")
+                   help="a generator_N.ckpt / discriminator_N.ckpt, or a run directory (see --which)")
     p.add_argument("--net", choices=("G", "D"), default="G",
                    help="G: the generator; D: the discriminator's feature extractor used by verify.py")
     p.add_argument("--file_format", choices=FORMATS, default="MINDIR")

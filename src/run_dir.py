@@ -85,10 +85,9 @@ class MetricsWriter:
         """On resume, drop records of steps the checkpoint does not contain (they will be recomputed)."""
         if not os.path.exists(self.path):
             return
-        with open(self.path) as f:
-            kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = [r for r in read_jsonl(self.path) if not isinstance(r.get("step"), int) or r["step"] <= step]
         with open(self.path, "w") as f:
-            f.writelines(kept)
+            f.writelines(json.dumps(r) + "\n" for r in kept)
 
     def write(self, record):
         with open(self.path, "a") as f:

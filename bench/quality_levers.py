@@ -16,10 +16,31 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def reestimate_batchnorm(netG, cfg, batches):
+    """Replace G's BatchNorm running statistics by the population statistics of its own weights: the layers are
+    run one by one on `batches` x batch_size noise vectors, and each BatchNorm takes the mean and variance of its
+    input before the next layer runs (in inference mode, with the new statistics)."""
+    import mindspore as ms
+    import mindspore.nn as nn
+    import numpy as np
+
+    rng = np.random.default_rng(12345)
+    x = ms.Tensor(rng.standard_normal((batches * cfg["batch_size"], cfg["nz"], 1, 1)).astype(np.float32))
+    netG.set_train(False)
+    for layer in netG.main:
+        if isinstance(layer, nn.BatchNorm2d):
+            a = x.asnumpy().astype(np.float64)
+            layer.moving_mean.set_data(ms.Tensor(a.mean(axis=(0, 2, 3)).astype(np.float32)))
+            layer.moving_variance.set_data(ms.Tensor(a.var(axis=(0, 2, 3)).astype(np.float32)))
+        x = layer(x)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+")
     p.add_argument("--num_images", type=int, default=1000)
+    p.add_argument("--bn_batches", type=int, default=0,
+                   help="also score the averaged G with BatchNorm statistics re-estimated on this many batches")
     args = p.parse_args()
 
     from src.device import start_device
@@ -51,6 +72,11 @@ def main():
                 scores = judge.evaluate(lambda z: sample(netG, z), cfg["nz"])
                 line[group] = {k: v for k, v in scores.items() if isinstance(v, float)}
                 curves.setdefault(group, []).append((step, scores[judge.primary]))
+                if group == "EMA" and args.bn_batches:
+                    reestimate_batchnorm(netG, cfg, args.bn_batches)
+                    scores = judge.evaluate(lambda z: sample(netG, z), cfg["nz"])
+                    line["EMA_bn"] = {k: v for k, v in scores.items() if isinstance(v, float)}
+                    curves.setdefault("EMA_bn", []).append((step, scores[judge.primary]))
             print(json.dumps(line), flush=True)
         summary = {"run": run, "seed": cfg["seed"], "ema_decay": cfg.get("ema_decay", 0.0), "primary": judge.primary}
         for group, points in curves.items():

@@ -25,7 +25,7 @@ COMMON = dict(
     strict=False,  # True: a bad image file stops the run; False: it is skipped and counted in the log
     fast_cpu="on",  # CPU only: the layers of src/fast_layers.py (same weights and results, faster); "off": plain ones
     split="train",  # which part of a dataset with official splits to train on (see src/dataset.py)
-    ema_decay=0.0,  # exponential moving average of G's weights (0: off, the paper's G); see src/ema.py
+    ema_decay=0.99,  # moving average of G's weights, sampled and saved (0: off, the paper's G); see src/ema.py
     metrics_interval=None,  # sample-quality metrics every N steps (None: at every checkpoint; 0: never)
     metrics_num_images=1000,  # generated images per quality measurement during training
 )
@@ -33,8 +33,9 @@ COMMON = dict(
 CONFIGS = {
     # The built-in demo: 1,797 8x8 digits from scikit-learn upscaled to 32 px. Narrower nets than the model zoo's
     # so that a 2-core CPU draws recognisable digits within about 10 minutes.
-    "digits": dict(COMMON, ngf=32, ndf=32, batch_size=64, epoch_size=60, log_interval=28, sample_interval=280,
-                   save_checkpoint_steps=560),
+    # A checkpoint (and a quality measurement) every 10 epochs of 21 steps.
+    "digits": dict(COMMON, ngf=32, ndf=32, batch_size=64, epoch_size=60, log_interval=21, sample_interval=210,
+                   save_checkpoint_steps=210),
     "fake": dict(COMMON, epoch_size=1, log_interval=1, sample_interval=10, save_checkpoint_steps=10),
     "auto": dict(COMMON),
     "folder": dict(COMMON),

@@ -355,7 +355,7 @@ def write_quality_curves(records, best, path):
     from matplotlib.ticker import MaxNLocator
 
     names = [k for k, v in records[-1].items() if isinstance(v, float) and k != "seconds"]
-    fig = Figure(figsize=(10, 2.2 + 1.8 * len(names)), dpi=100, layout="constrained")
+    fig = Figure(figsize=(10, 0.8 + 1.4 * len(names)), dpi=100, layout="constrained")
     axes = fig.subplots(len(names), 1, sharex=True, squeeze=False)[:, 0]
     steps = [r["step"] for r in records]
     sampled = "averaged G (EMA)" if records[-1].get("generator") == "ema" else "G"
@@ -557,7 +557,7 @@ def _summary_section(run):
     world, batch = world_size(cfg), cfg.get("batch_size")
     rows = [("dataset", cfg.get("dataset", "?")),
             ("data path", cfg.get("data_path") or "(built in)"),
-            ("training data", f"{(cfg.get('data') or {}).get('split', cfg.get('split', '?'))} split, "
+            ("training data", f"split {(cfg.get('data') or {}).get('split', cfg.get('split', '?'))}; "
                               f"{(cfg.get('data') or {}).get('images', '?')} images"),
             ("images", f"{cfg.get('image_size', '?')} px, {cfg.get('nc', '?')} channel(s)"),
             ("device", f"{cfg.get('device_target', '?')}:{cfg.get('device_id', 0)}"),
@@ -605,10 +605,12 @@ def _quality_section(run, figure):
                        "unless given --which latest.</p>")
     section.append(f"<p class=\"note\">{_e(last.get('num_images', '?'))} generated images from a fixed latent "
                    f"sample against {_e(last.get('reference', '?'))}; lower is better.</p>")
+    latest = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, float) and k != "seconds")
+    section.append(f"<p>Latest measurement, step {_e(last.get('step'))}: {_e(latest)} (all of them: "
+                   f"{_e(rundir.QUALITY_FILE)}).</p>")
     if figure:
         section.append(_img(run, figure, "sample-quality metrics per step"))
-    rows = [(k, format_value(v)) for k, v in last.items() if k not in ("source",)]
-    return section + [f"<h3>Latest measurement (step {last.get('step')})</h3>", _table(rows, ("key", "value"))]
+    return section
 
 
 def _samples_section(run, figures):

@@ -191,5 +191,5 @@ def network_architecture(path):
             value = params[key]
             arch[key] = value if isinstance(value, str) else int(value.asnumpy())
     if "ema_decay" in params:
-        arch["ema_decay"] = float(params["ema_decay"].asnumpy())
+        arch["ema_decay"] = round(float(params["ema_decay"].asnumpy()), 6)  # stored as float32
     return arch

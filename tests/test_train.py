@@ -37,7 +37,7 @@ def test_smoke_run_writes_config_log_metrics_grids_and_checkpoints(tmp_path):
     # The generator checkpoint stands on its own: weights plus the architecture needed to rebuild G.
     from src.checkpoint import network_architecture
     assert network_architecture(str(run / "ckpt" / "generator_00000006.ckpt")) == {
-        "net": "G", "image_size": 32, "nz": 16, "ngf": 8, "nc": 3}
+        "net": "G", "image_size": 32, "nz": 16, "ngf": 8, "nc": 3, "ema_decay": 0.99}  # the averaged G, by default
 
 
 def test_resume_continues_exactly_where_the_run_stopped(tmp_path):

@@ -2,35 +2,36 @@
 import sys
 
 from src.config import parse_train_args, resolve_train_config, resume_config
-from src.errors import TrainingDiverged, UserError
+from src.errors import Interrupted, TrainingDiverged, UserError
+from src.interrupt import block_stop_signals
 
 
 def main(argv=None):
+    # Before MindSpore starts a thread: SIGINT/SIGTERM then reach the trainer's StopRequest (see src/interrupt.py).
+    block_stop_signals()
     try:
         args = parse_train_args(argv)
-        # Runs before MindSpore is imported: oneDNN reads its ISA cap once, at start-up (see src/device.py).
-        from src import device
-        fast_cpu = args.fast_cpu
-        if args.resume and fast_cpu is None:
-            from src.run_dir import read_config
-            fast_cpu = read_config(args.output_path).get("fast_cpu")
-        note = device.prepare_cpu_environment(args.device_target, fast_cpu or "on")
         if args.resume:
             from src.run_dir import read_config
-            cfg = resume_config(read_config(args.output_path), args)
+            cfg, changes = resume_config(read_config(args.output_path), args)
         else:
-            cfg = resolve_train_config(args)
+            cfg, changes = resolve_train_config(args), []
+        # Runs before MindSpore is imported: oneDNN reads its ISA cap once, at start-up (see src/device.py).
+        from src import device
+        note = device.prepare_cpu_environment(cfg["device_target"], cfg.get("fast_cpu") or "on")
         device.set_device(cfg["device_target"], cfg["device_id"], cfg["mode"], cfg["run_distribute"])
         from src.distributed import init_world
         world = init_world(cfg["run_distribute"])
         from src.trainer import Trainer
-        Trainer(cfg, world, notes=[note]).run()
+        Trainer(cfg, world, notes=[note, *changes]).run()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except Interrupted as stop:  # the trainer has logged where it stopped and how to continue
+        return stop.exit_code
     return 0
 
 

@@ -50,6 +50,10 @@ CONFIGS = {
 
 # Built-in datasets are generated in memory and need no --data_path.
 BUILT_IN = ("digits", "fake")
+DEFAULT_DATASET = "digits"
+# Where and how a new run executes, unless the command line says otherwise. The parser's own defaults are None, so
+# a resumed run can tell a flag given on its command line from one left out (left out: the saved value stays).
+RUN_DEFAULTS = dict(device_target="CPU", device_id=0, mode="graph", run_distribute=False)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -61,18 +65,20 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def train_parser():
     p = ArgumentParser(description="Train DCGAN (Radford et al. 2015) with MindSpore.")
-    p.add_argument("--dataset", default="digits",
-                   help="one of: " + ", ".join(DATASET_NAMES) + " (default: digits, built in)")
+    p.add_argument("--dataset", default=None,
+                   help="one of: " + ", ".join(DATASET_NAMES) + f" (default: {DEFAULT_DATASET}, built in)")
     p.add_argument("--data_path", default=None, help="dataset location (not needed for digits and fake)")
     p.add_argument("--output_path", default="./runs/dcgan", help="the run directory (created if missing)")
-    p.add_argument("--device_target", default="CPU", help="CPU, GPU or Ascend")
-    p.add_argument("--device_id", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the run found in --output_path")
-    p.add_argument("--run_distribute", action="store_true",
+    p.add_argument("--device_target", default=None, help="CPU (default), GPU or Ascend")
+    p.add_argument("--device_id", type=int, default=None, help="device number (default 0)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run found in --output_path with its saved settings")
+    p.add_argument("--run_distribute", action="store_true", default=None,
                    help="data-parallel training; start it with scripts/run_distribute_train*.sh")
     p.add_argument("--netG", default=None, help="warm-start the generator from this checkpoint")
     p.add_argument("--netD", default=None, help="warm-start the discriminator from this checkpoint")
-    p.add_argument("--mode", choices=("graph", "pynative"), default="graph", help="MindSpore execution mode")
+    p.add_argument("--mode", choices=("graph", "pynative"), default=None,
+                   help="MindSpore execution mode (default graph)")
     p.add_argument("--strict", action=argparse.BooleanOptionalAction, default=None,
                    help="stop at the first unreadable image file (default: skip such files and count them in the log; "
                         "--no-strict turns it off again when resuming a --strict run)")
@@ -92,7 +98,8 @@ def train_parser():
     return p
 
 
-# What a resumed run may change on its command line; everything else comes from the run's config.json.
+# What a resumed run may change on its command line (each change is logged). Every other setting defines the run
+# (architecture, data, batch, seed, learning rates, ...): given with another value than the saved one, it is refused.
 RESUMABLE_OVERRIDES = ("data_path", "run_distribute", "device_target", "device_id", "mode", "fast_cpu",
                        "epoch_size", "max_steps", "log_interval", "sample_interval", "save_checkpoint_steps",
                        "keep_checkpoint_max", "num_parallel_workers", "strict", "metrics_interval",
@@ -104,18 +111,20 @@ def parse_train_args(argv=None):
 
 
 def resolve_train_config(args):
-    """Merge the parsed command line over the dataset's dict. Returns a plain dict."""
-    if args.dataset not in DATASET_NAMES:
-        raise UserError(f"unknown dataset '{args.dataset}'; choose one of: {', '.join(DATASET_NAMES)}")
-    if args.device_target not in DEVICE_TARGETS:
-        raise UserError(f"unknown device target '{args.device_target}'; choose one of: {', '.join(DEVICE_TARGETS)}")
-    cfg = dict(CONFIGS[args.dataset])
+    """Merge the parsed command line over the dataset's dict and RUN_DEFAULTS. Returns a plain dict."""
+    dataset = args.dataset or DEFAULT_DATASET
+    if dataset not in DATASET_NAMES:
+        raise UserError(f"unknown dataset '{dataset}'; choose one of: {', '.join(DATASET_NAMES)}")
+    cfg = dict(RUN_DEFAULTS, **CONFIGS[dataset])
     cfg.update({k: v for k, v in vars(args).items() if v is not None or k not in cfg})
+    cfg["dataset"] = dataset
     check_config(cfg)
     return cfg
 
 
 def check_config(cfg):
+    if cfg["device_target"] not in DEVICE_TARGETS:
+        raise UserError(f"unknown device target '{cfg['device_target']}'; choose one of: {', '.join(DEVICE_TARGETS)}")
     if cfg["image_size"] not in IMAGE_SIZES:
         raise UserError(f"image size {cfg['image_size']} is not supported; choose 32 or 64")
     if cfg["nc"] is not None and cfg["nc"] not in (1, 3):
@@ -141,9 +150,25 @@ def check_config(cfg):
 
 
 def resume_config(saved, args):
-    """The config of a resumed run: the saved one, with the few values that may change taken from the command line."""
+    """The config of a resumed run and the changes to log: every saved setting comes back unless the command line
+    names it; a RESUMABLE_OVERRIDES flag then changes it, any other flag with another value is a UserError."""
     # Runs saved before --split existed read train and test together: resume them on the same images.
-    cfg = {"split": "all", **saved, "resume": True, "netG": None, "netD": None}
-    cfg.update({k: getattr(args, k) for k in RESUMABLE_OVERRIDES if getattr(args, k) is not None})
+    cfg = {"split": "all", **RUN_DEFAULTS, **saved, "resume": True, "netG": None, "netD": None}
+    changes = []
+    for key, value in vars(args).items():
+        if value is None or key in ("resume", "output_path"):
+            continue
+        if key in ("netG", "netD"):
+            raise UserError(f"--{key} warm-starts a new run; a resumed run continues from its own checkpoint")
+        if key == "dataset" and value == "auto":  # the launchers say auto; the run saved what was detected
+            continue
+        old = cfg.get(key)
+        if value == old:
+            continue
+        if key not in RESUMABLE_OVERRIDES:
+            raise UserError(f"--{key} {value} cannot change when resuming: this run has {key}={old} "
+                            f"(leave --{key} out, or start a new run in another --output_path)")
+        changes.append(f"resume: {key} {old} -> {value}")
+        cfg[key] = value
     check_config(cfg)
-    return cfg
+    return cfg, changes

@@ -11,3 +11,11 @@ class UserError(Exception):
 
 class TrainingDiverged(Exception):
     """A loss became NaN or infinite. The run stops (exit code 1) naming the step; checkpoints are kept."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped training after a step, whose checkpoint was saved. Exit code 128 + signal number."""
+
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -9,7 +9,9 @@
   samples/             fixed-noise grids: fake_step_N.png every --sample_interval steps,
                        fake_epoch_E_step_N.png at each epoch end, fake_latest.png at the end
   ckpt/           checkpoints (see src/checkpoint.py)
+  .lock           held (flock) by the training process while it runs: one trainer per run directory
 """
+import fcntl
 import json
 import logging
 import os
@@ -22,6 +24,7 @@ LOG_FILE = "train.log"
 METRICS_FILE = "metrics.jsonl"
 QUALITY_FILE = "quality.jsonl"
 SAMPLES_DIR = "samples"
+LOCK_FILE = ".lock"
 
 
 def prepare(run_dir):
@@ -35,6 +38,29 @@ def prepare(run_dir):
     except OSError as error:
         raise UserError(f"cannot write to output path {run_dir}: {error.strerror}") from None
     return run_dir
+
+
+def lock(run_dir):
+    """Claim the run directory for this training process, or fail with a UserError if another one holds it.
+
+    An flock on RUN_DIR/.lock: the kernel releases it when the process ends, however it ends (SIGKILL included),
+    so a dead run never leaves a stale lock behind. Keep the returned file open for as long as the run goes on.
+    Readers (report.py, eval.py, calc_metrics.py) take no lock: every file the trainer rewrites is replaced
+    atomically, so they see the old or the new version, never half of one."""
+    handle = open(os.path.join(run_dir, LOCK_FILE), "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(f"{run_dir} is in use by a training process that is still running ({owner}); "
+                        "wait for it to end or stop it, then resume") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle
 
 
 def write_config(run_dir, cfg):

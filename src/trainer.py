@@ -20,9 +20,10 @@ from src.dcgan import DCGAN
 from src.distributed import World
 from src.discriminator import Discriminator
 from src.ema import GeneratorEMA
-from src.errors import TrainingDiverged, UserError
+from src.errors import Interrupted, TrainingDiverged, UserError
 from src.generator import Generator
 from src.init import init_weights
+from src.interrupt import StopRequest
 from src.report import render_report
 from src.visuals import save_grid
 
@@ -109,6 +110,7 @@ class Trainer:
         self.cfg, self.world = cfg, world
         cfg["world_size"] = world.size
         self.dir = rundir.prepare(cfg["output_path"])
+        self.lock = rundir.lock(self.dir) if world.is_main else None  # one trainer per run directory
         if not cfg["resume"] and checkpoint.saved_steps(self.dir):
             raise UserError(f"{self.dir} already holds a run with checkpoints; continue it with --resume "
                             f"or choose another --output_path")
@@ -178,10 +180,14 @@ class Trainer:
                 self.log.info(note)
 
     def run(self):
+        with StopRequest() as stop:
+            return self._run(stop)
+
+    def _run(self, stop):
         cfg, start_step = self.cfg, self.step
         started = last_time = time.time()
         last_step = self.step
-        while self.step < self.total_steps:
+        while self.step < self.total_steps and stop.signum is None:
             epoch = self.step // self.steps_per_epoch
             dataset = self.dataset if epoch == 0 else epoch_dataset(cfg, epoch, self.world, self.bad_files)[0]
             done_in_epoch = self.step - epoch * self.steps_per_epoch
@@ -220,11 +226,13 @@ class Trainer:
                     self._measure_quality(epoch, saving)
                 if saving:
                     self._rotate_checkpoints()  # after the measurement: it may have made this one the best
-                if self.step >= self.total_steps:
+                if self.step >= self.total_steps or stop.signum is not None:
                     break
             if self.step % self.steps_per_epoch == 0:
                 self._save_samples(f"fake_epoch_{epoch + 1:04d}_step_{self.step:08d}.png")
                 self._render_report()
+        if stop.signum is not None:
+            self._stop_for(stop)
         self.log.info(f"parameter checksum {parameter_checksum(self.netG, self.netD):.10e} at step {self.step}")
         if not self.world.is_main:
             self.log.info(f"done: {self.step} steps in {format_duration(time.time() - started)} (rank {self.world.rank})")
@@ -245,6 +253,18 @@ class Trainer:
         if report:
             self.log.info(f"report: {os.path.abspath(report)}")
         return self.step
+
+    def _stop_for(self, stop):
+        """After SIGINT/SIGTERM: checkpoint the step just finished (unless it was saved already), refresh the report
+        and raise Interrupted with the signal's exit code."""
+        if self.world.is_main and self.step not in checkpoint.saved_steps(self.dir):
+            self._save_checkpoint()  # _check_finite ran at this step's log line when it was one; a NaN never saves
+            self._rotate_checkpoints()
+        self._render_report(force=True)
+        message = (f"interrupted at step {self.step} ({stop.name}); checkpoint saved; continue with: "
+                   f"python train.py --output_path {self.dir} --resume")
+        self.log.info(message)
+        raise Interrupted(message, stop.exit_code)
 
     def _first_batch(self, images):
         """Log a fingerprint of this rank's first batch (ranks must differ) and, on rank 0 of a new run, save a

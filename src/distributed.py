@@ -34,3 +34,26 @@ def init_world(run_distribute):
     ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
                                  device_num=world.size)
     return world
+
+
+def stop_vote(world):
+    """f(flag) -> whether any rank asked to stop (flag True on at least one rank), for a data-parallel run: every
+    rank must stop after the same step, or the others would wait forever in the next step's all-reduce. A single
+    process needs no vote."""
+    if world.size == 1:
+        return lambda flag: flag
+    import mindspore as ms
+    import mindspore.nn as nn
+    import mindspore.ops as ops
+    import numpy as np
+
+    class AnyRank(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.reduce = ops.AllReduce(ops.ReduceOp.SUM)  # MAX is not available on CPU
+
+        def construct(self, flag):
+            return self.reduce(flag)
+
+    vote = AnyRank()
+    return lambda flag: bool(vote(ms.Tensor(np.array([float(flag)], np.float32))).asnumpy()[0] > 0)

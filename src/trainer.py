@@ -8,6 +8,7 @@ In a distributed run every rank trains on its own shard; only rank 0 writes the 
 """
 import math
 import os
+import signal
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ import mindspore.nn as nn
 from src import checkpoint, run_dir as rundir
 from src.dataset import create_dataset
 from src.dcgan import DCGAN
-from src.distributed import World
+from src.distributed import World, stop_vote
 from src.discriminator import Discriminator
 from src.ema import GeneratorEMA
 from src.errors import Interrupted, TrainingDiverged, UserError
@@ -181,6 +182,7 @@ class Trainer:
 
     def run(self):
         with StopRequest() as stop:
+            self.any_rank_stops = stop_vote(self.world)
             return self._run(stop)
 
     def _run(self, stop):
@@ -226,6 +228,8 @@ class Trainer:
                     self._measure_quality(epoch, saving)
                 if saving:
                     self._rotate_checkpoints()  # after the measurement: it may have made this one the best
+                if self.any_rank_stops(stop.signum is not None):
+                    stop.signum = stop.signum or signal.SIGTERM  # another rank was asked: stop with it
                 if self.step >= self.total_steps or stop.signum is not None:
                     break
             if self.step % self.steps_per_epoch == 0:

@@ -46,10 +46,9 @@ MAX_JSON_BYTES = 1 << 20
 
 STEP_GRID = re.compile(r"fake_step_(\d+)\.png")
 EPOCH_GRID = re.compile(r"fake_epoch_(\d+)_step_(\d+)\.png")
-LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) ", re.M)
 # Directories the trainer or this module own; everything else may hold eval.py / verify.py results.
 OWN_DIRS = {"samples", "ckpt", REPORT_DIR, "kernel_meta"}
-OWN_FILES = {"config.json", "metrics.jsonl", "real_samples.png", rundir.QUALITY_FILE}
+OWN_FILES = {rundir.CONFIG_FILE, rundir.METRICS_FILE, "real_samples.png", rundir.QUALITY_FILE, rundir.STATUS_FILE}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif")
 
 
@@ -116,7 +115,8 @@ def read_run(run_dir):
         raise UserError(f"not a run directory: {run_dir} does not exist or is not a directory")
     cfg = _read_config(run_dir)
     step_grids, epoch_grids = _find_grids(run_dir)
-    log = _read_log(os.path.join(run_dir, "train.log"))
+    status = rundir.read_status(run_dir)  # the trainer's own record of how far the run got and how it ended
+    done_step = status.get("step") if status.get("state") == "finished" else None
     latest_path = os.path.join(run_dir, "samples", "fake_latest.png")
     real_path = os.path.join(run_dir, "real_samples.png")
     checkpoints = _list_checkpoints(run_dir)
@@ -128,10 +128,10 @@ def read_run(run_dir):
         "dir": run_dir,
         "cfg": cfg,
         "metrics": read_metrics(os.path.join(run_dir, "metrics.jsonl")),
-        "log": log,
+        "status": status,
         "frames": _gif_frames(step_grids, epoch_grids),
         "epoch_grids": epoch_grids,
-        "latest": _newest_grid(step_grids, epoch_grids, latest_path, log.get("done_step")),
+        "latest": _newest_grid(step_grids, epoch_grids, latest_path, done_step),
         "real": real_path if os.path.isfile(real_path) else None,
         "checkpoints": checkpoints,
         "eval": find_eval_results(run_dir),
@@ -200,26 +200,6 @@ def _newest_grid(step_grids, epoch_grids, latest_path, done_step=None):
         if newest is None or os.path.getmtime(latest_path) >= os.path.getmtime(newest[1]):
             return done_step, latest_path
     return newest
-
-
-def _read_log(path):
-    """Times and progress read from train.log: first and last timestamps, the planned number of steps, and whether
-    the newest session ended with its "done:" line (and at which step)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
-        return {}
-    times = LOG_TIME.findall(text)
-    info = {"started": times[0], "last": times[-1]} if times else {}
-    total = re.findall(r"(\d+) steps in all", text)
-    if total:
-        info["total_steps"] = int(total[-1])  # a resumed run logs its header again; the latest is the one in force
-    info["finished"] = text.rfind(" done: ") > text.rfind(" DCGAN on ")
-    done = re.findall(r" done: (\d+) steps", text)
-    if info["finished"] and done:
-        info["done_step"] = int(done[-1])
-    return info
 
 
 def _list_checkpoints(run_dir):
@@ -508,10 +488,10 @@ def _table(rows, header=None):
 
 
 def _status(run):
-    log = run["log"]
-    if log.get("finished"):
-        return "finished"
-    return "running or interrupted" if run["metrics"] or log else "not started"
+    state = run["status"].get("state")
+    if state == "running":
+        return "running (or stopped by SIGKILL / a crash: resume it with train.py --resume)"
+    return state or ("started" if run["metrics"] else "not started")
 
 
 def world_size(cfg):
@@ -553,7 +533,7 @@ def format_bytes(size):
 
 
 def _summary_section(run):
-    cfg, metrics, log = run["cfg"], run["metrics"], run["log"]
+    cfg, metrics, status = run["cfg"], run["metrics"], run["status"]
     world, batch = world_size(cfg), cfg.get("batch_size")
     rows = [("dataset", cfg.get("dataset", "?")),
             ("data path", cfg.get("data_path") or "(built in)"),
@@ -565,7 +545,7 @@ def _summary_section(run):
             ("batch size", f"{batch} per device" + (f", {batch * world} global" if world > 1 and isinstance(batch, int)
                                                      else ""))]
     last = metrics[-1] if metrics else None
-    total = log.get("total_steps")
+    total = status.get("total_steps")
     rows.append(("steps", f"{last['step']}" + (f" of {total}" if total else "") if last else "none logged yet"))
     if last:
         rows.append(("epoch", f"{last.get('epoch', '?')} of {cfg.get('epoch_size', '?')}"))
@@ -574,11 +554,11 @@ def _summary_section(run):
                      if rate else "not measured yet"))
         rows.append(("training time", f"{format_duration(training_seconds(metrics, batch))} "
                                       "(sum of logged intervals)"))
-    if "started" in log:
-        started, ended = (datetime.datetime.strptime(log[k], "%Y-%m-%d %H:%M:%S") for k in ("started", "last"))
-        rows.append(("started", log["started"]))
-        rows.append(("elapsed", f"{format_duration((ended - started).total_seconds())} "
-                                f"(first to last line of train.log, until {log['last']})"))
+    if isinstance(status.get("started"), (int, float)) and isinstance(status.get("updated"), (int, float)):
+        started, updated = (datetime.datetime.fromtimestamp(status[k]) for k in ("started", "updated"))
+        rows.append(("started", f"{started:%Y-%m-%d %H:%M:%S}"))
+        rows.append(("elapsed", f"{format_duration((updated - started).total_seconds())} "
+                                f"(until the last update of status.json, {updated:%Y-%m-%d %H:%M:%S})"))
     return ["<h2>Run</h2>", _table(rows)]
 
 

@@ -9,6 +9,7 @@
   samples/             fixed-noise grids: fake_step_N.png every --sample_interval steps,
                        fake_epoch_E_step_N.png at each epoch end, fake_latest.png at the end
   ckpt/           checkpoints (see src/checkpoint.py)
+  status.json     the run's state, written by the trainer (see write_status): what the report, eval and resume read
   .lock           held (flock) by the training process while it runs: one trainer per run directory
 """
 import fcntl
@@ -16,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import time
 
 from src.errors import UserError
 
@@ -25,6 +27,8 @@ METRICS_FILE = "metrics.jsonl"
 QUALITY_FILE = "quality.jsonl"
 SAMPLES_DIR = "samples"
 LOCK_FILE = ".lock"
+STATUS_FILE = "status.json"
+STATES = ("running", "finished", "interrupted", "diverged")
 
 
 def prepare(run_dir):
@@ -61,6 +65,28 @@ def lock(run_dir):
     handle.write(f"pid {os.getpid()}")
     handle.flush()
     return handle
+
+
+def write_status(run_dir, state, step, total_steps, started, best_step=None):
+    """Record the run's state (one of STATES) atomically: the one place that says how far a run got and how it
+    ended. `started` and the update time are Unix times; the report shows them."""
+    assert state in STATES, state
+    status = {"state": state, "step": step, "total_steps": total_steps, "best_step": best_step,
+              "started": started, "updated": time.time()}
+    tmp = os.path.join(run_dir, STATUS_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(status, f, indent=2)
+    os.replace(tmp, os.path.join(run_dir, STATUS_FILE))
+
+
+def read_status(run_dir):
+    """status.json as a dict, or {} for a run that has none (not started, or older than this file)."""
+    try:
+        with open(os.path.join(run_dir, STATUS_FILE), encoding="utf-8") as f:
+            status = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
 
 
 def write_config(run_dir, cfg):

@@ -108,8 +108,9 @@ class Trainer:
     """Owns the networks, the compiled step and the run directory of one training run."""
 
     def __init__(self, cfg, world=World(), notes=()):
+        cfg = dict(cfg, world_size=world.size)  # the trainer's own copy: the caller's dict stays as it was
         self.cfg, self.world = cfg, world
-        cfg["world_size"] = world.size
+        self.started = (cfg["resume"] and rundir.read_status(cfg["output_path"]).get("started")) or time.time()
         self.dir = rundir.prepare(cfg["output_path"])
         self.lock = rundir.lock(self.dir) if world.is_main else None  # one trainer per run directory
         if not cfg["resume"] and checkpoint.saved_steps(self.dir):
@@ -144,6 +145,7 @@ class Trainer:
             self.quality = rundir.MetricsWriter(self.dir, resume_step=resume_step, file_name=rundir.QUALITY_FILE)
             self.best = rundir.best_quality_record(rundir.read_quality(self.dir), checkpoint.saved_steps(self.dir))
         self._log_header(info, notes)
+        self._write_status("running")
 
     def _resume(self):
         if self.world.is_main:
@@ -253,10 +255,16 @@ class Trainer:
             self.log.info(f"best samples at step {self.best['step']} ({self.best['primary']} "
                           f"{self.best[self.best['primary']]:.4g}): "
                           f"{checkpoint.ckpt_path(self.dir, 'generator', self.best['step'])}")
+        self._write_status("finished")
         report = self._render_report(force=True)
         if report:
             self.log.info(f"report: {os.path.abspath(report)}")
         return self.step
+
+    def _write_status(self, state):
+        if self.world.is_main:
+            rundir.write_status(self.dir, state, self.step, self.total_steps, self.started,
+                                self.best["step"] if self.best else None)
 
     def _stop_for(self, stop):
         """After SIGINT/SIGTERM: checkpoint the step just finished (unless it was saved already), refresh the report
@@ -264,6 +272,7 @@ class Trainer:
         if self.world.is_main and self.step not in checkpoint.saved_steps(self.dir):
             self._save_checkpoint()  # _check_finite ran at this step's log line when it was one; a NaN never saves
             self._rotate_checkpoints()
+        self._write_status("interrupted")
         self._render_report(force=True)
         message = (f"interrupted at step {self.step} ({stop.name}); checkpoint saved; continue with: "
                    f"python train.py --output_path {self.dir} --resume")
@@ -291,6 +300,7 @@ class Trainer:
 
     def _check_finite(self, record):
         if not all(math.isfinite(record[k]) for k in ("loss_d", "loss_g")):
+            self._write_status("diverged")
             raise TrainingDiverged(f"training diverged at step {self.step}: loss_d {record['loss_d']}, "
                                    f"loss_g {record['loss_g']}; the last good checkpoint is kept in "
                                    f"{os.path.join(self.dir, checkpoint.CKPT_DIR)}")
@@ -321,6 +331,7 @@ class Trainer:
             return
         best = (self.best["step"],) if self.best else ()
         checkpoint.remove_old_checkpoints(self.dir, self.cfg["keep_checkpoint_max"], protected=best)
+        self._write_status("running")
 
     # -- sample quality (src/quality): measured on rank 0 every --metrics_interval steps -------------------------
 

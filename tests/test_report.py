@@ -15,6 +15,7 @@ from PIL import Image, ImageSequence
 
 from src.errors import UserError
 from src.report import GIF_LAST_FRAME_MS, ema, epoch_boundaries, render_report
+from src.run_dir import write_status
 from src.visuals import save_grid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -102,10 +103,9 @@ def write_fixture_run(run_dir, dataset="digits", batch_size=64):
     for kind, size in (("generator", 1000), ("discriminator", 700), ("train_state", 5000)):
         for step in (24, 36):
             (run_dir / "ckpt" / f"{kind}_{step:08d}.ckpt").write_bytes(b"\0" * size)
-    (run_dir / "train.log").write_text(
-        "2026-01-01 10:00:00 DCGAN on digits: 1797 images, 32 px, nc=3; device CPU:0, world size 1, batch 64\n"
-        "2026-01-01 10:00:00 G 1 parameters, D 1; 12 steps/epoch, 36 steps in all; run directory x\n"
-        "2026-01-01 10:05:30 done: 36 steps in 5m30s; samples x; generator y\n")
+    (run_dir / "train.log").write_text("2026-01-01 10:00:00 DCGAN on digits: the log is for people; the report "
+                                       "reads status.json\n")
+    write_status(str(run_dir), "finished", 36, 36, started=1_767_261_600.0)
     (run_dir / "eval").mkdir()
     save_grid(random_images(7), str(run_dir / "eval" / "generate.png"))
     (run_dir / "verify.json").write_text(json.dumps({"accuracy": 0.9123, "baselines": {"pixels": 0.8012}}))

@@ -164,6 +164,7 @@ def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "training diverged at step 4" in lines[0], result.stderr
     assert sorted(os.listdir(run / "ckpt"))[-1] == "train_state_00000003.ckpt"
+    assert json.loads((run / "status.json").read_text())["state"] == "diverged"
 
 
 def test_generator_of_another_architecture_is_refused_naming_the_parameter(tmp_path):

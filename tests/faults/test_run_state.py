@@ -91,9 +91,12 @@ def test_an_interrupt_saves_the_step_and_resume_matches_the_uninterrupted_run(tm
     step = int(line.split("interrupted at step ")[1].split(" ")[0])
     assert 4 <= step < STEPS and "checkpoint saved; continue with: python train.py --output_path" in line
     assert (run / "ckpt" / f"train_state_{step:08d}.ckpt").is_file()
+    status = json.loads((run / "status.json").read_text())
+    assert (status["state"], status["step"], status["total_steps"]) == ("interrupted", step, STEPS)
     resumed = train("--resume", "--output_path", str(run), "--max_steps", str(STEPS))
     assert f"at step {step}" in resumed.stdout
     assert_same_state(state(run, STEPS), uninterrupted)  # bitwise on CPU
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
 
 
 def test_a_second_interrupt_during_the_save_changes_nothing(tmp_path, uninterrupted):

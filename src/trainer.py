@@ -77,8 +77,8 @@ def epoch_dataset(cfg, epoch, world, bad_files=None):
     """This rank's shard of the data for `epoch`; the shards of all ranks cover the dataset once. Bad image files
     are skipped and counted in info.bad_files (or in `bad_files`, from an earlier epoch); --strict stops at one."""
     shards = dict(num_shards=world.size, shard_id=world.rank) if world.size > 1 else {}
-    return create_dataset(cfg["dataset"], cfg["data_path"], image_size=cfg["image_size"], split=cfg.get("split", "train"),
-                          batch_size=cfg["batch_size"], nc=cfg["nc"], shuffle=True,
+    return create_dataset(cfg["dataset"], cfg["data_path"], image_size=cfg["image_size"],
+                          split=cfg.get("split", "train"), batch_size=cfg["batch_size"], nc=cfg["nc"], shuffle=True,
                           num_parallel_workers=cfg["num_parallel_workers"], seed=cfg["seed"] + epoch,
                           strict=cfg.get("strict", False), bad_files=bad_files, **shards)
 
@@ -132,6 +132,7 @@ class Trainer:
             self.averagedG = build_generator(cfg)
             self.ema = GeneratorEMA(self.netG, self.averagedG, cfg["ema_decay"])
         self.step, self.fixed_noise = 0, fixed_noise(cfg)
+        self.last_losses = None  # the newest step's losses, checked before an interrupt saves
         self.last_report = time.time()
         if cfg["resume"]:
             self._resume()
@@ -204,6 +205,7 @@ class Trainer:
                 if self.ema is not None:
                     self.ema.update(self.step)
                 self.step += 1
+                self.last_losses = {"loss_d": loss_d, "loss_g": loss_g}
                 if self.step % cfg["log_interval"] == 0 or self.step == self.total_steps:
                     now = time.time()
                     record = {"step": self.step, "epoch": epoch + 1, "loss_d": float(loss_d.asnumpy()),
@@ -270,7 +272,9 @@ class Trainer:
         """After SIGINT/SIGTERM: checkpoint the step just finished (unless it was saved already), refresh the report
         and raise Interrupted with the signal's exit code."""
         if self.world.is_main and self.step not in checkpoint.saved_steps(self.dir):
-            self._save_checkpoint()  # _check_finite ran at this step's log line when it was one; a NaN never saves
+            if self.last_losses:  # None: stopped before the first step
+                self._check_finite({k: float(v.asnumpy()) for k, v in self.last_losses.items()})  # never save NaN
+            self._save_checkpoint()
             self._rotate_checkpoints()
         self._write_status("interrupted")
         self._render_report(force=True)

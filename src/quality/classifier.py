@@ -188,7 +188,8 @@ def train(train_x, train_y, test_x, test_y, seed=0, epochs=None, log=print, desc
     raw = classifier.features(train_x)
     seconds = time.time() - started
     classifier.info = {"feature_mean": raw.mean(axis=0).tolist(),
-                       "feature_std": np.maximum(raw.std(axis=0), 1e-6).tolist(),"version": FORMAT_VERSION, "image_size": int(image_size), "nc": int(nc),
+                       "feature_std": np.maximum(raw.std(axis=0), 1e-6).tolist(),
+                       "version": FORMAT_VERSION, "image_size": int(image_size), "nc": int(nc),
                        "num_classes": num_classes, "feature_dim": FEATURE_DIM, "epochs": epochs, "seed": seed,
                        "num_train": int(len(train_x)), "num_test": int(len(test_x)),
                        "test_accuracy": round(accuracy, 4), "seconds": round(seconds, 1)}

@@ -120,13 +120,7 @@ def test_distributed_resume_matches_an_uninterrupted_distributed_run(tmp_path):
 def test_a_killed_worker_ends_the_whole_job_with_a_clear_message(tmp_path):
     run = tmp_path / "run"
     job = msrun(2, "digits", run, "--max_steps", "100000", *SMALL, wait=False)
-    rank1_log = run / "train_rank1.log"
-    deadline = time.time() + 300
-    while not (rank1_log.exists() and "[2/" in rank1_log.read_text()):  # rank 1 is training
-        assert time.time() < deadline and job.poll() is None, "the job did not start training"
-        time.sleep(1)
-    worker = next(pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-                  if is_worker(pid, str(run), rank=1))
+    worker = rank1_worker_once_training(job, run)
     os.kill(worker, signal.SIGKILL)
     killed_at = time.time()
     try:
@@ -143,13 +137,7 @@ def test_a_killed_worker_ends_the_whole_job_with_a_clear_message(tmp_path):
 def test_sigterm_to_one_worker_stops_every_rank_at_the_same_step_and_rank0_saves_it(tmp_path):
     run = tmp_path / "run"
     job = msrun(2, "digits", run, "--max_steps", "100000", "--metrics_interval", "0", *SMALL, wait=False)
-    rank1_log = run / "train_rank1.log"
-    deadline = time.time() + 300
-    while not (rank1_log.exists() and "[2/" in rank1_log.read_text()):  # rank 1 is training
-        assert time.time() < deadline and job.poll() is None, "the job did not start training"
-        time.sleep(1)
-    worker = next(pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-                  if is_worker(pid, str(run), rank=1))
+    worker = rank1_worker_once_training(job, run)
     os.kill(worker, signal.SIGTERM)  # what a scheduler sends; here to one rank only
     try:
         job.communicate(timeout=180)
@@ -160,6 +148,16 @@ def test_sigterm_to_one_worker_stops_every_rank_at_the_same_step_and_rank0_saves
                                                                                             "train_rank1.log")]
     assert steps[0] and steps[0] == steps[1]  # both ranks stopped after the same step
     assert (run / "ckpt" / f"train_state_{int(steps[0][0]):08d}.ckpt").is_file()
+
+
+def rank1_worker_once_training(job, run):
+    """The pid of rank 1's worker, once its log shows it training."""
+    rank1_log = run / "train_rank1.log"
+    deadline = time.time() + 300
+    while not (rank1_log.exists() and "[2/" in rank1_log.read_text()):
+        assert time.time() < deadline and job.poll() is None, "the job did not start training"
+        time.sleep(1)
+    return next(pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if is_worker(pid, str(run), rank=1))
 
 
 def is_worker(pid, run, rank=None):

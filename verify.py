@@ -28,7 +28,9 @@ def parse_args(argv=None):
     p.add_argument("--classifier", choices=CLASSIFIERS, default="linear",
                    help="linear: L2-SVM (LinearSVC, the paper); svc: RBF SVC (the model zoo)")
     p.add_argument("--output_path", default=None, help="directory for verify.json (default: the run directory)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the splits, the label subset and the untrained D")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the label subset, the untrained D and the split of class folders "
+                        "(digits: the fixed hold-out that training keeps out)")
     p.add_argument("--batch_size", type=int, default=128, help="images per forward pass")
     p.add_argument("--jobs", type=int, default=None,
                    help="SVMs fitted at once, in worker processes (default: one per CPU); 1: all in this process")

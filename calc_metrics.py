@@ -16,6 +16,7 @@ import time
 
 from src.config import DATASET_NAMES, DEVICE_TARGETS, ArgumentParser
 from src.errors import UserError
+from src.run_dir import CONFIG_FILE
 
 
 def parse_args(argv=None):
@@ -66,7 +67,7 @@ def dataset_of(args, run_dir):
     if args.dataset:
         return args.dataset, args.data_path
     try:
-        with open(os.path.join(run_dir or "", "config.json")) as f:
+        with open(os.path.join(run_dir or "", CONFIG_FILE)) as f:
             cfg = json.load(f)
         return cfg["dataset"], args.data_path or cfg.get("data_path")
     except (OSError, ValueError, KeyError, TypeError):

@@ -16,10 +16,11 @@ import re
 
 import mindspore as ms
 
+from src import run_dir as rundir
 from src.device import captured_stderr
 from src.errors import UserError
 
-CKPT_DIR = "ckpt"
+CKPT_DIR = rundir.CKPT_DIR
 KINDS = ("generator", "discriminator", "train_state")
 
 

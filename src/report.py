@@ -47,8 +47,9 @@ MAX_JSON_BYTES = 1 << 20
 STEP_GRID = re.compile(r"fake_step_(\d+)\.png")
 EPOCH_GRID = re.compile(r"fake_epoch_(\d+)_step_(\d+)\.png")
 # Directories the trainer or this module own; everything else may hold eval.py / verify.py results.
-OWN_DIRS = {"samples", "ckpt", REPORT_DIR, "kernel_meta"}
-OWN_FILES = {rundir.CONFIG_FILE, rundir.METRICS_FILE, "real_samples.png", rundir.QUALITY_FILE, rundir.STATUS_FILE}
+OWN_DIRS = {rundir.SAMPLES_DIR, rundir.CKPT_DIR, REPORT_DIR, "kernel_meta"}
+OWN_FILES = {rundir.CONFIG_FILE, rundir.METRICS_FILE, rundir.REAL_SAMPLES_FILE, rundir.QUALITY_FILE,
+             rundir.STATUS_FILE}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif")
 
 
@@ -117,8 +118,8 @@ def read_run(run_dir):
     step_grids, epoch_grids = _find_grids(run_dir)
     status = rundir.read_status(run_dir)  # the trainer's own record of how far the run got and how it ended
     done_step = status.get("step") if status.get("state") == "finished" else None
-    latest_path = os.path.join(run_dir, "samples", "fake_latest.png")
-    real_path = os.path.join(run_dir, "real_samples.png")
+    latest_path = os.path.join(run_dir, rundir.SAMPLES_DIR, rundir.LATEST_SAMPLES_FILE)
+    real_path = os.path.join(run_dir, rundir.REAL_SAMPLES_FILE)
     checkpoints = _list_checkpoints(run_dir)
     quality = rundir.read_quality(run_dir)
     kept = {int(m.group(1)) for name, _ in checkpoints if (m := re.fullmatch(r"generator_(\d+)\.ckpt", name))}
@@ -139,7 +140,7 @@ def read_run(run_dir):
 
 
 def _read_config(run_dir):
-    path = os.path.join(run_dir, "config.json")
+    path = os.path.join(run_dir, rundir.CONFIG_FILE)
     if not os.path.isfile(path):
         raise UserError(f"not a run directory: {run_dir} has no config.json")
     try:
@@ -171,7 +172,7 @@ def read_metrics(path):
 
 def _find_grids(run_dir):
     """{step: path} of the periodic grids and [(epoch, step, path)] of the epoch-end grids."""
-    samples = os.path.join(run_dir, "samples")
+    samples = os.path.join(run_dir, rundir.SAMPLES_DIR)
     step_grids, epoch_grids = {}, []
     for name in sorted(os.listdir(samples)) if os.path.isdir(samples) else []:
         path = os.path.join(samples, name)
@@ -204,7 +205,7 @@ def _newest_grid(step_grids, epoch_grids, latest_path, done_step=None):
 
 def _list_checkpoints(run_dir):
     """[(name, bytes)] of ckpt/*.ckpt, leaving out files still being written (.tmp.ckpt)."""
-    paths = sorted(glob.glob(os.path.join(run_dir, "ckpt", "*.ckpt")))
+    paths = sorted(glob.glob(os.path.join(run_dir, rundir.CKPT_DIR, "*.ckpt")))
     return [(os.path.basename(p), os.path.getsize(p)) for p in paths if not p.endswith(".tmp.ckpt")]
 
 

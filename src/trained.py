@@ -15,7 +15,6 @@ import os
 from src import run_dir
 from src.errors import UserError
 
-CKPT_DIR = "ckpt"  # = src.checkpoint.CKPT_DIR, repeated to keep this module free of MindSpore
 
 KIND = {"G": "generator", "D": "discriminator"}
 WIDTH = {"G": "ngf", "D": "ndf"}  # the width parameter of each network
@@ -65,7 +64,7 @@ def run_dir_of(ckpt_file):
     """The run directory holding `ckpt_file` (RUN/ckpt/x.ckpt -> RUN), or None for a checkpoint kept elsewhere."""
     folder = os.path.dirname(os.path.abspath(ckpt_file))
     run = os.path.dirname(folder)
-    if os.path.basename(folder) == CKPT_DIR and os.path.isfile(os.path.join(run, "config.json")):
+    if os.path.basename(folder) == run_dir.CKPT_DIR and os.path.isfile(os.path.join(run, run_dir.CONFIG_FILE)):
         return run
     return None
 
@@ -76,7 +75,7 @@ def _config_arch(ckpt_file):
     if run is None:
         return {}
     try:
-        with open(os.path.join(run, "config.json")) as f:
+        with open(os.path.join(run, run_dir.CONFIG_FILE)) as f:
             cfg = json.load(f)
     except (OSError, ValueError):
         return {}

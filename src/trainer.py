@@ -250,7 +250,7 @@ class Trainer:
             if self._metrics_interval():  # the final checkpoint is measured too, so it can be the best one
                 self._measure_quality(self.step // self.steps_per_epoch, True)
             self._rotate_checkpoints()
-        latest = self._save_samples("fake_latest.png")
+        latest = self._save_samples(rundir.LATEST_SAMPLES_FILE)
         self.log.info(f"done: {self.step} steps in {format_duration(time.time() - started)}; samples {latest}; "
                       f"generator {checkpoint.ckpt_path(self.dir, 'generator', self.step)}")
         if self.best is not None:
@@ -288,7 +288,7 @@ class Trainer:
         grid of real images."""
         self.log.info(f"first batch checksum {float(images.astype(np.float64).sum()):.10e} (rank {self.world.rank})")
         if self.world.is_main and self.step == 0:
-            save_grid(images[:NUM_FIXED_NOISE], os.path.join(self.dir, "real_samples.png"))
+            save_grid(images[:NUM_FIXED_NOISE], os.path.join(self.dir, rundir.REAL_SAMPLES_FILE))
 
     def _render_report(self, force=False):
         """Refresh the run's index.html: at epoch ends at most once a minute (it takes ~1 s, and short epochs

@@ -281,6 +281,8 @@ class Trainer:
         message = (f"interrupted at step {self.step} ({stop.name}); checkpoint saved; continue with: "
                    f"python train.py --output_path {self.dir} --resume")
         self.log.info(message)
+        # A barrier: no rank exits before rank 0 has saved (msrun ends the whole job when one worker exits).
+        self.any_rank_stops(True)
         raise Interrupted(message, stop.exit_code)
 
     def _first_batch(self, images):

@@ -156,16 +156,10 @@ def _read_config(run_dir):
 def read_metrics(path):
     """metrics.jsonl as a list of records sorted by step; unreadable lines (e.g. one being written) are skipped."""
     by_step = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.readlines()
-    except OSError:
-        return []
-    for line in lines:
+    for record in rundir.read_jsonl(path):
         try:
-            record = json.loads(line)
             by_step[int(record["step"])] = record  # a resumed run may log a step again: the later one counts
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError, ValueError):
             continue
     return [by_step[step] for step in sorted(by_step)]
 

@@ -4,7 +4,7 @@
   train.log       the text log (also printed); train_rank<r>.log for the other ranks of a distributed run
   metrics.jsonl   one JSON object per logged step: step, epoch, loss_d, loss_g, D(x), D(G(z)), images/s
   quality.jsonl   one JSON object per sample-quality measurement (src/quality): step, the metrics, whether a
-                  checkpoint was saved at that step; the best such checkpoint is kept (best_checkpoint_step)
+                  checkpoint was saved at that step; the best such checkpoint is kept (best_quality_record)
   real_samples.png     a grid of the first real batch
   samples/             fixed-noise grids: fake_step_N.png every --sample_interval steps,
                        fake_epoch_E_step_N.png at each epoch end, fake_latest.png at the end
@@ -74,12 +74,9 @@ def write_status(run_dir, state, step, total_steps, started, best_step=None):
     """Record the run's state (one of STATES) atomically: the one place that says how far a run got and how it
     ended. `started` and the update time are Unix times; the report shows them."""
     assert state in STATES, state
-    status = {"state": state, "step": step, "total_steps": total_steps, "best_step": best_step,
-              "started": started, "updated": time.time()}
-    tmp = os.path.join(run_dir, STATUS_FILE + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(status, f, indent=2)
-    os.replace(tmp, os.path.join(run_dir, STATUS_FILE))
+    _write_json(os.path.join(run_dir, STATUS_FILE), {"state": state, "step": step, "total_steps": total_steps,
+                                                      "best_step": best_step, "started": started,
+                                                      "updated": time.time()})
 
 
 def read_status(run_dir):
@@ -93,10 +90,15 @@ def read_status(run_dir):
 
 
 def write_config(run_dir, cfg):
-    tmp = os.path.join(run_dir, CONFIG_FILE + ".tmp")
+    _write_json(os.path.join(run_dir, CONFIG_FILE), cfg)
+
+
+def _write_json(path, value):
+    """Write a JSON file under a temporary name, then rename it: a reader sees the old or the new one, whole."""
+    tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(cfg, f, indent=2, sort_keys=True)
-    os.replace(tmp, os.path.join(run_dir, CONFIG_FILE))
+        json.dump(value, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
 
 
 def read_config(run_dir):

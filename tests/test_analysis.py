@@ -1,0 +1,189 @@
+"""The paper's analyses (src/analysis/): latent arithmetic, the memorisation check, guided backpropagation.
+
+The library tests use stand-ins a reader can check by hand (a linear generator, crafted training sets, a one-layer
+net); the CLI tests run each command once on the shared 2-step digits run (tests/trained_run.py).
+"""
+import re
+
+import numpy as np
+import pytest
+
+from src.analysis import arithmetic, nearest
+from src.errors import UserError
+
+NZ = 6
+SHAPE = (1, 4, 4)
+
+
+def linear_generator(seed=0):
+    """z (B, NZ, 1, 1) -> W z as (B, 1, 4, 4) images: a generator stand-in where arithmetic commutes with G."""
+    weight = np.random.default_rng(seed).standard_normal((int(np.prod(SHAPE)), NZ)).astype(np.float32) * 0.1
+    return lambda z: (np.asarray(z).reshape(len(z), NZ) @ weight.T).reshape((len(z),) + SHAPE)
+
+
+# ---- latent arithmetic ----
+
+def test_result_vector_is_mean_a_minus_mean_b_plus_mean_c():
+    z = np.random.default_rng(1).standard_normal((12, NZ, 1, 1)).astype(np.float32)
+    terms = arithmetic.parse_expression("0,1,2 - 3,4,5 + 6,7,8", len(z))
+    expected = z[[0, 1, 2]].mean(0) - z[[3, 4, 5]].mean(0) + z[[6, 7, 8]].mean(0)
+    np.testing.assert_allclose(arithmetic.combine(z, terms), expected, rtol=1e-6, atol=1e-6)
+
+    forward = linear_generator()
+    parts = arithmetic.arithmetic(forward, z, terms, seed=3)
+    np.testing.assert_allclose(parts["result_z"], expected, rtol=1e-6, atol=1e-6)
+    # The first result image is G(result vector); the others carry uniform noise of at most NOISE per component.
+    np.testing.assert_allclose(parts["results"][0], forward(expected[None])[0], rtol=1e-5, atol=1e-6)
+    latents = arithmetic.result_latents(expected, seed=3)
+    assert latents.shape == (arithmetic.RESULT_SAMPLES, NZ, 1, 1)
+    assert np.all(np.abs(latents[1:] - expected) <= arithmetic.NOISE + 1e-6) and np.any(latents[1:] != expected)
+    # A linear G commutes with the arithmetic: the pixel-space result is the latent one (no clipping at this scale).
+    np.testing.assert_allclose(parts["pixel_result"], parts["results"][0], rtol=1e-4, atol=1e-5)
+    assert [len(e) for e in parts["exemplars"]] == [3, 3, 3]
+    np.testing.assert_allclose(parts["mean_z_images"][1], forward(z[[3, 4, 5]].mean(0, keepdims=True))[0],
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("text, terms", [
+    ("3,17,40 - 5,8,22 + 9", [(1, [3, 17, 40]), (-1, [5, 8, 22]), (1, [9])]),
+    ("1\u22122", [(1, [1]), (-1, [2])]),  # the paper's minus sign
+    ("-4 + 5", [(-1, [4]), (1, [5])]),
+    (" 7 ", [(1, [7])]),
+])
+def test_expressions(text, terms):
+    assert arithmetic.parse_expression(text, 64) == terms
+    assert arithmetic.parse_expression(arithmetic.format_expression(terms), 64) == terms
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty"), ("   ", "empty"), ("3 +", "ends with an operator"), ("-", "ends with an operator"),
+    ("3 + - 4", "two operators in a row"), ("a - b", "'a' is not a sample index"), ("3,,4", "empty index"),
+    ("3 * 4", "'3 * 4' is not a sample index"), ("1.5", "'1.5' is not"), ("64", "sample 64 does not exist"),
+])
+def test_bad_expressions_are_one_line_errors(text, message):
+    with pytest.raises(UserError, match=re.escape(message)) as error:
+        arithmetic.parse_expression(text, 64)
+    assert "\n" not in str(error.value)
+
+
+def test_numbered_samples_keep_their_z(tmp_path):
+    from src.generate import latent
+
+    forward = linear_generator()
+    written = arithmetic.write_numbered(forward, NZ, str(tmp_path), num=10, seed=5)
+    assert [p.rsplit("/", 1)[1] for p in written] == [arithmetic.NUMBERED_GRID, arithmetic.NUMBERED_Z]
+    z = arithmetic.load_numbered(str(tmp_path), NZ)
+    np.testing.assert_array_equal(z, latent(5, 10, NZ))  # the same z as generate.png's first 10 images
+    path, parts = arithmetic.write_arithmetic(forward, str(tmp_path), "0,1 - 2 + 9", NZ)
+    assert path.endswith(arithmetic.ARITHMETIC_FIGURE)
+    np.testing.assert_allclose(parts["result_z"], z[[0, 1]].mean(0) - z[2] + z[9], rtol=1e-6, atol=1e-6)
+    with pytest.raises(UserError, match="sample 10 does not exist"):
+        arithmetic.write_arithmetic(forward, str(tmp_path), "10 - 1", NZ)
+    with pytest.raises(UserError, match="takes nz 7"):
+        arithmetic.load_numbered(str(tmp_path), 7)
+    with pytest.raises(UserError, match="run eval.py --numbered"):
+        arithmetic.load_numbered(str(tmp_path / "elsewhere"), NZ)
+
+
+# ---- memorisation check ----
+
+def _batches(images, size):
+    return (images[i:i + size] for i in range(0, len(images), size))
+
+
+def test_an_exact_training_image_is_at_distance_zero_and_a_copy(tmp_path):
+    rng = np.random.default_rng(0)
+    train = rng.uniform(-1, 1, (300,) + SHAPE).astype(np.float32)
+    test = rng.uniform(-1, 1, (20,) + SHAPE).astype(np.float32)
+    generated = rng.uniform(-1, 1, (8,) + SHAPE).astype(np.float32)
+    generated[2] = train[123]  # a memorised training image
+    generated[5] = train[7] + 0.5 / 127.5  # within half a grey level: still a copy
+    features = lambda x: np.asarray(x).reshape(len(x), -1)[:, :5] * 3.0  # noqa: E731 (a D-feature stand-in)
+    progress = []
+    found = nearest.search(generated, test, _batches(train, 64), 3, featurize=features, total=len(train),
+                           progress=lambda seen, total: progress.append(seen))
+    assert progress == [64, 128, 192, 256, 300]  # one line per batch; the set streamed once
+
+    # Batched search = brute force, for both distances, and the kept neighbour images are the right ones.
+    for kind, vec in (("pixel", lambda x: x.reshape(len(x), -1)), ("feature", features)):
+        d = np.sqrt(((vec(generated)[:, None] - vec(train)[None]) ** 2).sum(-1))
+        order = np.argsort(d, axis=1)[:, :3]
+        np.testing.assert_array_equal(found[kind]["generated"][1], order)
+        np.testing.assert_allclose(found[kind]["generated"][0], np.take_along_axis(d, order, 1), rtol=1e-5)
+        np.testing.assert_array_equal(found["neighbours"][kind], train[order])
+    assert found["pixel"]["generated"][0][2, 0] == 0.0 and found["pixel"]["generated"][1][2, 0] == 123
+    assert found["feature"]["generated"][0][2, 0] == 0.0
+    assert found["pixel"]["test"][0].shape == (20, 3)
+
+    paths, report = nearest.write(generated, found, str(tmp_path), {"checkpoint": "x"})
+    assert report["copies"] == [2, 5]
+    assert report["distances"]["pixel"]["nearest"][2] == {"sample": 2, "train_index": 123, "distance": 0.0}
+    assert report["distances"]["pixel"]["generated_to_train"]["p0"] == 0.0
+    assert report["distances"]["pixel"]["test_to_train"]["p50"] > 0
+    assert report["num_train"] == 300 and report["k"] == 3 and report["checkpoint"] == "x"
+    assert all(p.startswith(str(tmp_path)) for p in paths)
+
+
+def test_nearest_refuses_images_of_another_size():
+    generated = np.zeros((2,) + SHAPE, np.float32)
+    with pytest.raises(UserError, match="image size"):
+        nearest.search(generated, generated, [np.zeros((4, 1, 8, 8), np.float32)], 1)
+    with pytest.raises(UserError, match="at least 1"):
+        nearest.search(generated, generated, [], 0)
+
+
+# ---- guided backpropagation ----
+
+def _one_layer(alpha):
+    """image -> (Leaky)ReLU(1x1 conv with weight 1): each output unit sees one pixel, checkable by hand."""
+    import mindspore as ms
+    import mindspore.nn as nn
+
+    conv = nn.Conv2d(1, 1, 1, has_bias=False, weight_init="ones")
+    act = nn.LeakyReLU(alpha) if alpha else nn.ReLU()
+    return [nn.SequentialCell([conv, act])], ms
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.2])
+def test_guided_maps_are_zero_where_the_relu_masks_block(alpha):
+    import mindspore.nn as nn
+    import mindspore.ops as ops
+    from src.analysis import guided_backprop as gb
+
+    stages, ms = _one_layer(alpha)
+    net = gb.GuidedStages(stages)
+    image = np.array([[[[1.0, -1.0, 2.0], [-0.5, 0.5, 3.0], [0.0, 4.0, -2.0]]]], np.float32)
+    weight = np.array([[[[1.0, 1.0, -1.0], [1.0, 2.0, 1.0], [1.0, -1.0, 1.0]]]], np.float32)
+    maps = gb.guided_maps(net, image, weight)
+    assert maps.shape == image.shape
+    # Forward mask (input > 0) and backward mask (gradient > 0): only pixels with both pass, with their weight.
+    expected = weight * (image > 0) * (weight > 0)
+    np.testing.assert_array_equal(maps, expected)
+    # Plain backpropagation through the same layers lets the negative gradients (and, for LeakyReLU, the
+    # negative inputs) through: the guided map is not the gradient.
+    plain = ops.GradOperation()(gb._Objective(nn.SequentialCell(stages)))
+    plain = plain(ms.Tensor(image), ms.Tensor(weight)).asnumpy()
+    assert plain[0, 0, 0, 2] == -1.0 and maps[0, 0, 0, 2] == 0.0
+    assert plain[0, 0, 0, 1] == pytest.approx(alpha) and maps[0, 0, 0, 1] == 0.0
+
+
+def test_guided_maps_of_d_have_the_images_shape_and_pick_the_top_images():
+    import mindspore as ms
+    from src.analysis import guided_backprop as gb
+    from src.discriminator import Discriminator
+
+    netD = Discriminator(32, ndf=2, nc=1)
+    netD.set_train(False)
+    images = np.random.default_rng(0).uniform(-1, 1, (10, 1, 32, 32)).astype(np.float32)
+    result = gb.visualize(list(netD.blocks), images, channels=[0, 3], top=2, batch_size=4)
+    assert result["maps"].shape == result["images"].shape == (2, 2, 1, 32, 32)
+    last = netD.features(ms.Tensor(images))[-1].asnumpy()  # (10, 16, 4, 4)
+    for row, channel in enumerate([0, 3]):
+        strongest = last[:, channel].reshape(10, -1).max(axis=1)
+        np.testing.assert_array_equal(result["indices"][row], np.argsort(-strongest, kind="stable")[:2])
+        np.testing.assert_array_equal(result["images"][row], images[result["indices"][row]])
+    # A last-stage unit (4x4 map) sees part of the 32 px image: pixels outside its receptive field get nothing.
+    assert np.all(np.isfinite(result["maps"])) and np.any(result["maps"] != 0)
+    assert np.all((result["maps"] == 0).reshape(4, -1).mean(axis=1) > 0.2)
+    with pytest.raises(UserError, match="channel 99 does not exist"):
+        gb.visualize(list(netD.blocks), images, channels=[99], top=2)

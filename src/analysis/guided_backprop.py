@@ -92,7 +92,8 @@ def guided_maps(net, images, weights, batch_size=64):
 def top_activating(net, images, channels, top=TOP_IMAGES, batch_size=128):
     """For each channel in `channels`: the `top` images with the largest maximum activation in that channel's map,
     as {"indices": (len(channels), top), "scores": (len(channels), top), "positions": (len(channels), top) flat
-    positions of the maximum in the map, "stage_shape": (C, h, w) of the stage}. Memory: one batch and N * len(channels) scores."""
+    positions of the maximum in the map, "stage_shape": (C, h, w) of the stage}. Memory: one batch and
+    N * len(channels) scores."""
     from src.generate import run_batched
 
     images = np.asarray(images, np.float32)

@@ -124,6 +124,18 @@ def test_an_exact_training_image_is_at_distance_zero_and_a_copy(tmp_path):
     assert all(p.startswith(str(tmp_path)) for p in paths)
 
 
+def test_training_images_as_the_reference_are_searched_among_the_others():
+    rng = np.random.default_rng(1)
+    train = rng.uniform(-1, 1, (50,) + SHAPE).astype(np.float32)
+    train[31] = train[4]  # a duplicate in the training set: its nearest other image is at distance 0
+    reference = [4, 10, 45]
+    found = nearest.search(train[:2], train[reference], _batches(train, 16), 2, test_indices=reference)
+    distances, indices = found["pixel"]["test"]
+    assert indices[0, 0] == 31 and distances[0, 0] == 0.0
+    assert 10 not in indices[1] and 45 not in indices[2] and np.all(distances[1:] > 0)
+    assert found["pixel"]["generated"][0][0, 0] == 0.0  # generated queries are not excluded from anything
+
+
 def test_nearest_refuses_images_of_another_size():
     generated = np.zeros((2,) + SHAPE, np.float32)
     with pytest.raises(UserError, match="image size"):

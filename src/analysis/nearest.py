@@ -38,11 +38,13 @@ class NearestSearch:
 
     add(batch, offset) takes a (B, D) batch whose first row is reference number `offset`; distances are ranked by
     the expansion |q|^2 + |r|^2 - 2 q.r in float64 and the kept candidates' distances recomputed from the
-    differences, so an exact copy has distance exactly 0."""
+    differences, so an exact copy has distance exactly 0. `exclude` (Q,): a reference index each query must not
+    match (a query that is itself a training image: leave-one-out), -1 for none."""
 
-    def __init__(self, queries, k):
+    def __init__(self, queries, k, exclude=None):
         self.queries = np.asarray(queries, np.float32).reshape(len(queries), -1)
         self.k = k
+        self.exclude = None if exclude is None else np.asarray(exclude, np.int64)
         self.q_norms = np.einsum("ij,ij->i", self.queries.astype(np.float64), self.queries.astype(np.float64))
         self.distances = np.full((len(self.queries), 0), np.inf, np.float64)
         self.indices = np.zeros((len(self.queries), 0), np.int64)
@@ -56,10 +58,14 @@ class NearestSearch:
         wide = batch.astype(np.float64)
         squared = self.q_norms[:, None] + np.einsum("ij,ij->i", wide, wide)[None] \
             - 2.0 * self.queries.astype(np.float64) @ wide.T
+        if self.exclude is not None:
+            rows = np.flatnonzero((self.exclude >= offset) & (self.exclude < offset + len(batch)))
+            squared[rows, self.exclude[rows] - offset] = np.inf
         take = min(self.k, len(batch))
         candidates = np.argpartition(squared, take - 1, axis=1)[:, :take]  # (Q, take) rows of this batch
         difference = (self.queries[:, None, :] - batch[candidates]).astype(np.float64)  # (Q, take, D)
         exact = np.sqrt(np.einsum("qkd,qkd->qk", difference, difference))
+        exact[~np.isfinite(np.take_along_axis(squared, candidates, axis=1))] = np.inf  # excluded, never kept
         distances = np.concatenate([self.distances, exact], axis=1)
         indices = np.concatenate([self.indices, candidates + offset], axis=1)
         order = np.argsort(distances, axis=1, kind="stable")[:, :self.k]
@@ -68,8 +74,10 @@ class NearestSearch:
         return candidates  # callers that keep the neighbours' images pick them from the batch with these
 
 
-def search(generated, test, train_batches, k, featurize=None, total=None, progress=None):
+def search(generated, test, train_batches, k, featurize=None, total=None, progress=None, test_indices=None):
     """Nearest training images of `generated` (N, C, H, W) and, as the reference, of `test` (M, C, H, W).
+    test_indices: when the reference images are training images themselves (a dataset without a test split),
+    their indices in the training stream; each is then searched among the other training images.
 
     train_batches: an iterable of (B, C, H, W) float arrays in [-1, 1], the training set in a fixed order (read
     once); featurize: images -> (B, F) D features, or None for pixel distance only; progress(seen, total) is
@@ -82,9 +90,12 @@ def search(generated, test, train_batches, k, featurize=None, total=None, progre
         raise UserError(f"--nearest must be at least 1 (neighbours per generated image), not {k}")
     queries = np.concatenate([generated, test])
     kinds = ["pixel"] + (["feature"] if featurize is not None else [])
-    searches = {"pixel": NearestSearch(queries, k)}
+    exclude = None
+    if test_indices is not None:
+        exclude = np.concatenate([np.full(len(generated), -1), np.asarray(test_indices, np.int64)])
+    searches = {"pixel": NearestSearch(queries, k, exclude)}
     if featurize is not None:
-        searches["feature"] = NearestSearch(np.asarray(featurize(queries)), k)
+        searches["feature"] = NearestSearch(np.asarray(featurize(queries)), k, exclude)
     n = len(generated)
     kept = {kind: np.zeros((n, 0) + generated.shape[1:], np.float32) for kind in kinds}
     seen = 0

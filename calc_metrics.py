@@ -7,21 +7,22 @@ prints one JSON line: one key per metric (lower is better), what was compared (g
 the real images) and how many images, and appends it to RUN_DIR/quality.jsonl ("source": "calc_metrics"; RUN_DIR is
 the checkpoint's run directory, or the run directory given). Progress lines (classifier training, its accuracy) go
 to stderr. Metrics: swd (every dataset), cfid/ckid (labelled datasets: digits, mnist, cifar10, class folders),
-fid/kid (with --feature_model). See src/quality/__init__.py.
+fid/kid (with --feature_model). See src/evaluation/judge.py.
 """
 import json
 import os
 import sys
 import time
 
-from src.config import DATASET_NAMES, DEVICE_TARGETS, ArgumentParser
+from src.cli import ArgumentParser, command
+from src.config import DATASET_NAMES, DEVICE_TARGETS
 from src.errors import UserError
-from src.run_dir import CONFIG_FILE
+from src.run.directory import CONFIG_FILE
 
 
 def parse_args(argv=None):
-    from src.quality import METRICS
-    from src.trained import add_arch_arguments, add_which_argument
+    from src.evaluation import METRICS
+    from src.run.trained import add_arch_arguments, add_which_argument
     p = ArgumentParser(description="Sample-quality metrics (SWD, classifier FID/KID, FID/KID) of a DCGAN generator.")
     p.add_argument("--ckpt_file", required=True, help="a generator_N.ckpt or a run directory (see --which)")
     p.add_argument("--dataset", default=None,
@@ -43,7 +44,7 @@ def parse_args(argv=None):
     if args.num_images < 2:
         raise UserError(f"--num_images must be at least 2, not {args.num_images}")
     if args.metrics is not None:
-        from src.quality import parse_metrics
+        from src.evaluation import parse_metrics
         args.metrics = parse_metrics(args.metrics)
     if args.feature_model and not os.path.isfile(args.feature_model):
         raise UserError(f"feature model not found: {args.feature_model}")
@@ -52,7 +53,7 @@ def parse_args(argv=None):
 
 def run_directory(path, ckpt_file):
     """The run directory whose quality.jsonl gets the line: `path` itself when it is a directory."""
-    from src import trained
+    from src.run import trained
     return os.path.abspath(path) if os.path.isdir(path) else trained.run_dir_of(ckpt_file)
 
 
@@ -74,46 +75,42 @@ def dataset_of(args, run_dir):
         raise UserError("--dataset is required (no run directory with a config.json to take it from)") from None
 
 
+@command
 def main(argv=None):
-    try:
-        started = time.time()
-        args = parse_args(argv)
-        from src.device import start_device
-        start_device(args.device_target, args.device_id)  # before MindSpore is imported (see src/device.py)
-        import mindspore as ms
+    started = time.time()
+    args = parse_args(argv)
+    from src.cpu.device import start_device
+    start_device(args.device_target, args.device_id)  # before MindSpore is imported (see src/cpu/device.py)
+    import mindspore as ms
 
-        from src import trained
-        from src.quality import QualityJudge
-        from src.run_dir import QUALITY_FILE
+    from src.run import trained
+    from src.evaluation import QualityJudge
+    from src.run.directory import QUALITY_FILE
 
-        netG, arch, ckpt_file = trained.load(args.ckpt_file, "G", trained.overrides_from(args, "G"), args.which)
-        run_dir = run_directory(args.ckpt_file, ckpt_file)
-        dataset, data_path = dataset_of(args, run_dir)
-        judge = QualityJudge(dataset, data_path, arch["image_size"], arch["nc"], metrics=args.metrics,
-                             num_images=args.num_images, seed=args.seed, cache_dir=run_dir,
-                             feature_model=args.feature_model, log=lambda line: print(line, file=sys.stderr))
-        result = judge.evaluate(lambda z: netG(ms.Tensor(z)).asnumpy(), arch["nz"])
-        record = {"source": "calc_metrics", "step": step_of(ckpt_file), "primary": judge.primary}
-        record.update({k: v for k, v in result.items() if k not in ("num_images", "reference")})
-        record.update(generator=os.path.abspath(ckpt_file), num_images=result["num_images"],
-                      reference=result["reference"], dataset=judge.dataset, seed=args.seed,
-                      seconds=round(time.time() - started, 1))
-        if args.feature_model:
-            record["feature_model"] = os.path.abspath(args.feature_model)
-        line = json.dumps(record)
-        print(line)
-        if run_dir:
-            try:
-                with open(os.path.join(run_dir, QUALITY_FILE), "a") as f:
-                    f.write(line + "\n")
-            except OSError as error:
-                raise UserError(f"cannot append to {os.path.join(run_dir, QUALITY_FILE)}: {error.strerror}") from None
-        else:
-            print(f"{ckpt_file} is not in a run directory: quality.jsonl not written", file=sys.stderr)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    netG, arch, ckpt_file = trained.load(args.ckpt_file, "G", trained.overrides_from(args, "G"), args.which)
+    run_dir = run_directory(args.ckpt_file, ckpt_file)
+    dataset, data_path = dataset_of(args, run_dir)
+    judge = QualityJudge(dataset, data_path, arch["image_size"], arch["nc"], metrics=args.metrics,
+                         num_images=args.num_images, seed=args.seed, cache_dir=run_dir,
+                         feature_model=args.feature_model, log=lambda line: print(line, file=sys.stderr))
+    result = judge.evaluate(lambda z: netG(ms.Tensor(z)).asnumpy(), arch["nz"])
+    record = {"source": "calc_metrics", "step": step_of(ckpt_file), "primary": judge.primary}
+    record.update({k: v for k, v in result.items() if k not in ("num_images", "reference")})
+    record.update(generator=os.path.abspath(ckpt_file), num_images=result["num_images"],
+                  reference=result["reference"], dataset=judge.dataset, seed=args.seed,
+                  seconds=round(time.time() - started, 1))
+    if args.feature_model:
+        record["feature_model"] = os.path.abspath(args.feature_model)
+    line = json.dumps(record)
+    print(line)
+    if run_dir:
+        try:
+            with open(os.path.join(run_dir, QUALITY_FILE), "a") as f:
+                f.write(line + "\n")
+        except OSError as error:
+            raise UserError(f"cannot append to {os.path.join(run_dir, QUALITY_FILE)}: {error.strerror}") from None
+    else:
+        print(f"{ckpt_file} is not in a run directory: quality.jsonl not written", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -3,17 +3,17 @@
 python eval.py --ckpt_file CKPT_OR_RUN_DIR --output_path DIR [--num_images N] [--seed S] [--format grid|png|npz]
                [--interpolate K] [--batch_size B] [--device_target CPU|GPU|Ascend]
 writes DIR/generate.png (a grid), plus DIR/images/*.png (png) or DIR/images.npz (npz: uint8 N,H,W,C), and with
---interpolate K DIR/interpolate.png (K latent walks). See src/generate.py.
+--interpolate K DIR/interpolate.png (K latent walks). See src/outputs/generate.py.
 """
 import sys
 
-from src.config import DEVICE_TARGETS, ArgumentParser
-from src.errors import UserError
-from src.generate import FORMATS, INTERPOLATION_STEPS, check_options
+from src.cli import ArgumentParser, command
+from src.config import DEVICE_TARGETS
+from src.outputs.generate import FORMATS, INTERPOLATION_STEPS, check_options
 
 
 def parse_args(argv=None):
-    from src.trained import add_arch_arguments, add_which_argument
+    from src.run.trained import add_arch_arguments, add_which_argument
     p = ArgumentParser(description="Generate images with a trained DCGAN generator.")
     p.add_argument("--ckpt_file", required=True, help="a generator_N.ckpt or a run directory (see --which)")
     p.add_argument("--output_path", default="./generated", help="directory for generate.png and the other outputs")
@@ -33,28 +33,24 @@ def parse_args(argv=None):
     return args
 
 
+@command
 def main(argv=None):
-    try:
-        args = parse_args(argv)
-        from src.device import start_device
-        start_device(args.device_target, args.device_id)  # before MindSpore is imported (see src/device.py)
-        import mindspore as ms
-        from src import trained
-        from src.generate import generate
+    args = parse_args(argv)
+    from src.cpu.device import start_device
+    start_device(args.device_target, args.device_id)  # before MindSpore is imported (see src/cpu/device.py)
+    import mindspore as ms
+    from src.run import trained
+    from src.outputs.generate import generate
 
-        netG, arch, ckpt_file = trained.load(args.ckpt_file, "G", trained.overrides_from(args, "G"),
-                                                args.which)
-        written = generate(lambda z: netG(ms.Tensor(z)).asnumpy(), arch["nz"], args.output_path,
-                           num_images=args.num_images, seed=args.seed, fmt=args.format,
-                           batch_size=args.batch_size, interpolate=args.interpolate)
-        print(f"generator {ckpt_file} ({arch['image_size']} px, nz {arch['nz']}, ngf {arch['ngf']}, "
-              f"nc {arch['nc']}): {args.num_images} images, seed {args.seed}")
-        for path in written:
-            print(f"wrote {path}")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    netG, arch, ckpt_file = trained.load(args.ckpt_file, "G", trained.overrides_from(args, "G"),
+                                            args.which)
+    written = generate(lambda z: netG(ms.Tensor(z)).asnumpy(), arch["nz"], args.output_path,
+                       num_images=args.num_images, seed=args.seed, fmt=args.format,
+                       batch_size=args.batch_size, interpolate=args.interpolate)
+    print(f"generator {ckpt_file} ({arch['image_size']} px, nz {arch['nz']}, ngf {arch['ngf']}, "
+          f"nc {arch['nc']}): {args.num_images} images, seed {args.seed}")
+    for path in written:
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

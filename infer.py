@@ -2,14 +2,15 @@
 
 python infer.py --mindir NAME.mindir --output_path DIR [--num_images N] [--seed S] [--format grid|png|npz]
                 [--interpolate K] [--device_target CPU|GPU|Ascend]
-The same outputs as eval.py (see src/generate.py), and for the same seed the same images as eval.py gives with
+The same outputs as eval.py (see src/outputs/generate.py), and for the same seed the same images as eval.py gives with
 the checkpoint the MINDIR was exported from. The latent size and batch size are read from the MINDIR's input.
 """
 import sys
 
-from src.config import DEVICE_TARGETS, ArgumentParser
+from src.cli import ArgumentParser, command
+from src.config import DEVICE_TARGETS
 from src.errors import UserError
-from src.generate import FORMATS, INTERPOLATION_STEPS, check_options
+from src.outputs.generate import FORMATS, INTERPOLATION_STEPS, check_options
 
 
 def parse_args(argv=None):
@@ -28,32 +29,28 @@ def parse_args(argv=None):
     return args
 
 
+@command
 def main(argv=None):
-    try:
-        args = parse_args(argv)
-        from src.device import start_device
-        start_device(args.device_target, args.device_id)  # before MindSpore is imported (see src/device.py)
-        import mindspore as ms
-        import mindspore.nn as nn
-        from src.export_model import mindir_info, mindir_input_shape
-        from src.generate import generate
+    args = parse_args(argv)
+    from src.cpu.device import start_device
+    start_device(args.device_target, args.device_id)  # before MindSpore is imported (see src/cpu/device.py)
+    import mindspore as ms
+    import mindspore.nn as nn
+    from src.outputs.export_model import mindir_info, mindir_input_shape
+    from src.outputs.generate import generate
 
-        shape = mindir_input_shape(args.mindir)
-        if mindir_info(args.mindir).get("net", "G") != "G" or len(shape) != 4 or shape[2:] != [1, 1]:
-            raise UserError(f"{args.mindir} takes input {shape}, not a latent batch (B, nz, 1, 1): "
-                            "export the generator (export.py --net G)")
-        batch_size, nz = shape[0], shape[1]
-        graph = nn.GraphCell(ms.load(args.mindir))
-        written = generate(lambda z: graph(ms.Tensor(z)).asnumpy(), nz, args.output_path,
-                           num_images=args.num_images, seed=args.seed, fmt=args.format, batch_size=batch_size,
-                           interpolate=args.interpolate)
-        print(f"generator MINDIR {args.mindir} (input {shape}): {args.num_images} images, seed {args.seed}")
-        for path in written:
-            print(f"wrote {path}")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    shape = mindir_input_shape(args.mindir)
+    if mindir_info(args.mindir).get("net", "G") != "G" or len(shape) != 4 or shape[2:] != [1, 1]:
+        raise UserError(f"{args.mindir} takes input {shape}, not a latent batch (B, nz, 1, 1): "
+                        "export the generator (export.py --net G)")
+    batch_size, nz = shape[0], shape[1]
+    graph = nn.GraphCell(ms.load(args.mindir))
+    written = generate(lambda z: graph(ms.Tensor(z)).asnumpy(), nz, args.output_path,
+                       num_images=args.num_images, seed=args.seed, fmt=args.format, batch_size=batch_size,
+                       interpolate=args.interpolate)
+    print(f"generator MINDIR {args.mindir} (input {shape}): {args.num_images} images, seed {args.seed}")
+    for path in written:
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

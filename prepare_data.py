@@ -3,17 +3,16 @@
 python prepare_data.py --dataset NAME|auto --data_path SRC --output_path OUT_DIR --image_size 32|64
                        [--split train|test|all] [--nc 1|3] [--num_shards N] [--num_parallel_workers W] [--strict]
 then: python train.py --dataset mindrecord --data_path OUT_DIR --image_size 32|64 ...
-See src/mindrecord_data.py.
+See src/data/mindrecord.py.
 """
 import sys
 
-from src.config import ArgumentParser
-from src.errors import UserError
+from src.cli import ArgumentParser, command
 
 
 def parser():
-    from src.dataset import SPLITS
-    from src.mindrecord_data import SOURCES
+    from src.data import SPLITS
+    from src.data.convert import SOURCES
 
     p = ArgumentParser(description="Convert an image dataset once into MindRecord files of uint8 images at the "
                                    "training resolution (read by train.py --dataset mindrecord).")
@@ -32,18 +31,14 @@ def parser():
     return p
 
 
+@command
 def main(argv=None):
-    try:
-        args = parser().parse_args(argv)
-        from src.mindrecord_data import convert
+    args = parser().parse_args(argv)
+    from src.data.convert import convert
 
-        convert(args.dataset, args.data_path, args.output_path, args.image_size, nc=args.nc,
-                num_shards=args.num_shards, num_parallel_workers=args.num_parallel_workers, strict=args.strict,
-                split=args.split, log=lambda line: print(line, flush=True))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    convert(args.dataset, args.data_path, args.output_path, args.image_size, nc=args.nc,
+            num_shards=args.num_shards, num_parallel_workers=args.num_parallel_workers, strict=args.strict,
+            split=args.split, log=lambda line: print(line, flush=True))
 
 
 if __name__ == "__main__":

@@ -4,13 +4,14 @@ python verify.py --ckpt_file CKPT_OR_RUN_DIR --dataset cifar10|mnist|folder|digi
                  [--num_labels N] [--classifier linear|svc] [--output_path DIR]
 prints one JSON line: "accuracy" (trained D features) and "baselines" (the same D untrained, raw pixels) on the
 same split, with the chosen C, feature sizes and Fréchet distances; the same line is written to DIR/verify.json
-(default DIR: the checkpoint's run directory). See src/representation.py for the protocol.
+(default DIR: the checkpoint's run directory). See src/evaluation/representation.py for the protocol.
 """
 import json
 import os
 import sys
 
-from src.config import DEVICE_TARGETS, ArgumentParser
+from src.cli import ArgumentParser, command
+from src.config import DEVICE_TARGETS
 from src.errors import UserError
 
 DATASETS = ("cifar10", "mnist", "folder", "digits")
@@ -18,7 +19,7 @@ CLASSIFIERS = ("linear", "svc")
 
 
 def parse_args(argv=None):
-    from src.trained import add_arch_arguments
+    from src.run.trained import add_arch_arguments
     p = ArgumentParser(description="Linear-SVM accuracy of a trained DCGAN discriminator's features.")
     p.add_argument("--ckpt_file", required=True, help="a discriminator_N.ckpt or a run directory (its newest D)")
     p.add_argument("--dataset", choices=DATASETS, default="digits")
@@ -49,28 +50,25 @@ def parse_args(argv=None):
     return args
 
 
+@command
 def main(argv=None):
-    try:
-        args = parse_args(argv)
-        from src.device import start_device
-        start_device(args.device_target, args.device_id)  # before MindSpore is imported (see src/device.py)
-        from src import representation, trained
+    args = parse_args(argv)
+    from src.cpu.device import start_device
+    start_device(args.device_target, args.device_id)  # before MindSpore is imported (see src/cpu/device.py)
+    from src.run import trained
+    from src.evaluation import representation
 
-        report = representation.run(args.ckpt_file, args.dataset, args.data_path, num_labels=args.num_labels,
-                                    classifier=args.classifier, seed=args.seed, batch_size=args.batch_size,
-                                    overrides=trained.overrides_from(args, "D"), jobs=args.jobs)
-        ckpt_file = report["checkpoint"]
-        folder = args.output_path or trained.run_dir_of(ckpt_file) or os.path.dirname(os.path.abspath(ckpt_file))
-        os.makedirs(folder, exist_ok=True)
-        report["output"] = os.path.join(folder, "verify.json")
-        line = json.dumps(report)
-        with open(report["output"], "w") as f:
-            f.write(line + "\n")
-        print(line)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    report = representation.run(args.ckpt_file, args.dataset, args.data_path, num_labels=args.num_labels,
+                                classifier=args.classifier, seed=args.seed, batch_size=args.batch_size,
+                                overrides=trained.overrides_from(args, "D"), jobs=args.jobs)
+    ckpt_file = report["checkpoint"]
+    folder = args.output_path or trained.run_dir_of(ckpt_file) or os.path.dirname(os.path.abspath(ckpt_file))
+    os.makedirs(folder, exist_ok=True)
+    report["output"] = os.path.join(folder, "verify.json")
+    line = json.dumps(report)
+    with open(report["output"], "w") as f:
+        f.write(line + "\n")
+    print(line)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ and over the same images converted to MindRecord by prepare_data.py.
 Creates --num_images synthetic 500x375 JPEGs (ImageNet-like size, smooth content, quality 90) in --data_dir (kept and
 reused), then iterates the `folder` pipeline train.py uses (decode, resize, center crop, normalise, batch) at each
 image size and prints one JSON line per size. With the `mindrecord` format (default: both) it also converts the
-folder once per size with src/mindrecord_data.convert (into <data_dir>_mindrecord<size>, kept and reused) and times
+folder once per size with src/data/convert.py (into <data_dir>_mindrecord<size>, kept and reused) and times
 the `mindrecord` pipeline (MindDataset, normalise, batch): one more JSON line per size, with the one-off conversion
 rate. Compare with bench/train_step.py's images_per_s: the pipeline should deliver several times what the training
 step consumes, so training never waits for data.
@@ -53,7 +53,7 @@ def main():
     a = p.parse_args()
     make_jpegs(a.data_dir, a.num_images)
 
-    from src import device
+    from src.cpu import device
     device.prepare_cpu_environment("CPU")
     from src.dataset import create_dataset
 
@@ -85,19 +85,19 @@ def main():
 def mindrecord_copy(data_dir, size, workers):
     """The JPEG folder converted to MindRecord at `size` (made once, reused while it holds every JPEG), and
     {"conversion_images_per_s": ...} of the conversion (None when reused)."""
-    from src import mindrecord_data
+    from src.data import convert, mindrecord
 
     out = os.path.abspath(data_dir).rstrip(os.sep) + f"_mindrecord{size}"
     jpegs = len([f for f in os.listdir(data_dir) if f.endswith(".jpg")])
     if os.path.isdir(out):
         try:
-            if mindrecord_data.read_metadata(out)["count"] == jpegs:
+            if mindrecord.read_metadata(out)["count"] == jpegs:
                 return out, {"conversion_images_per_s": None, "conversion": "reused " + out}
         except Exception:  # noqa: BLE001 - unfinished or stale: made again below
             pass
-        mindrecord_data._remove_output(out, created_dir=True)
+        convert.remove_output(out, created_dir=True)
     start = time.perf_counter()
-    meta = mindrecord_data.convert("folder", data_dir, out, size, nc=3, num_parallel_workers=workers,
+    meta = convert.convert("folder", data_dir, out, size, nc=3, num_parallel_workers=workers,
                                    log=lambda line: print(line, file=sys.stderr, flush=True))
     return out, {"conversion_images_per_s": round(meta["count"] / (time.perf_counter() - start), 1),
                  "conversion": "prepare_data to " + out}

@@ -38,13 +38,13 @@ def median(values):
 
 
 def worker(a):
-    from src import device
+    from src.cpu import device
     device.prepare_cpu_environment("CPU", "on")  # the fast layers, as train.py uses them
     import numpy as np
     import mindspore as ms
     import mindspore.ops as ops
     from src.config import parse_train_args, resolve_train_config
-    from src.distributed import init_world
+    from src.run.distributed import init_world
 
     distributed = a.role == "distributed"
     cfg = resolve_train_config(parse_train_args(["--dataset", "fake", "--batch_size", str(a.batch_size),

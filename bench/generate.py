@@ -26,7 +26,7 @@ def main():
     p.add_argument("--device_target", default="CPU")
     a = p.parse_args()
 
-    from src import device  # before MindSpore is imported, as train.py and eval.py do
+    from src.cpu import device  # before MindSpore is imported, as train.py and eval.py do
     note = device.prepare_cpu_environment(a.device_target, a.fast_cpu)
     cfg = resolve_train_config(parse_train_args([
         "--dataset", "fake", "--device_target", a.device_target, "--image_size", str(a.image_size),

@@ -3,7 +3,7 @@
 python bench/quality_levers.py RUN_DIR [RUN_DIR ...] [--num_images N]
 
 For each train_state_N.ckpt (keep them with --keep_checkpoint_max) it rebuilds G itself and, when the run averaged
-it (--ema_decay), the averaged G, and scores both with the project's sample-quality judge (src/quality) on the
+it (--ema_decay), the averaged G, and scores both with the project's sample-quality judge (src/evaluation) on the
 same fixed latent sample. The average never feeds back into training, so one run gives both sides of the EMA
 comparison. Prints one JSON line per (run, step) and a summary line per run: the final and the best value of the
 dataset's primary metric for each generator.
@@ -43,11 +43,11 @@ def main():
                    help="also score the averaged G with BatchNorm statistics re-estimated on this many batches")
     args = p.parse_args()
 
-    from src.device import start_device
+    from src.cpu.device import start_device
     start_device("CPU", 0)
 
-    from src import checkpoint, run_dir
-    from src.quality import QualityJudge
+    from src.run import checkpoint, directory as run_dir
+    from src.evaluation import QualityJudge
     from src.trainer import QUALITY_SEED, build_generator, sample
 
     judges = {}

@@ -2,7 +2,7 @@
 """Time the project's real DCGAN training step (the one train.py runs) and print one JSON line.
 
 The step is built by src.trainer.build_training_step from a config resolved exactly as train.py resolves it
-(the `fake` dataset's dict, model-zoo widths), with the same device setup (src/device.py), so the fast CPU layers
+(the `fake` dataset's dict, model-zoo widths), with the same device setup (src/cpu/device.py), so the fast CPU layers
 are chosen as in training. Warm-up steps (compilation) are excluded; median and min are over the timed steps.
 Compare with ../shared/bench/torch_reference.py run in the same shell right before or after.
 
@@ -29,7 +29,7 @@ def main():
     p.add_argument("--device_target", default="CPU")
     a = p.parse_args()
 
-    from src import device  # before MindSpore is imported, as train.py does
+    from src.cpu import device  # before MindSpore is imported, as train.py does
     note = device.prepare_cpu_environment(a.device_target, a.fast_cpu)
     cfg = resolve_train_config(parse_train_args([
         "--dataset", "fake", "--device_target", a.device_target, "--batch_size", str(a.batch_size),

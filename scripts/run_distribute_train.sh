@@ -18,7 +18,7 @@ DATASET=$2
 SAVE_PATH=$(realpath -m "$3")
 shift 3
 
-TABLE=$(cd "$ROOT" && "$PYTHON" -m src.rank_table "$RANK_TABLE" "$SERVER_ID") || exit 2
+TABLE=$(cd "$ROOT" && "$PYTHON" -m src.run.rank_table "$RANK_TABLE" "$SERVER_ID") || exit 2
 RANK_SIZE=$(echo "$TABLE" | head -n 1)
 
 case "$DATASET" in

@@ -3,17 +3,15 @@
 The dict gives a dataset's sensible defaults (image size, epochs, batch size); every value can be overridden by
 the flag of the same name. The resolved config is written to the run directory as config.json, so a run explains
 itself and --resume needs no options repeated. Nothing here imports MindSpore: train.py parses arguments before
-MindSpore starts, because some CPU settings must be in the environment before it loads (see src/device.py).
+MindSpore starts, because some CPU settings must be in the environment before it loads (see src/cpu/device.py).
 """
 import argparse
 
+from src.cli import ArgumentParser
+from src.data.options import BUILT_IN, IMAGE_SIZES, SPLITS
 from src.errors import UserError
 
-DATASET_NAMES = ("digits", "fake", "auto", "folder", "imagenet", "cifar10", "mnist", "celeba", "lsun", "lfw",
-                 "mindrecord")
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
-IMAGE_SIZES = (32, 64)
-SPLITS = ("train", "test", "all")
 
 # The paper's and the model zoo's hyper-parameters, shared by every dataset.
 COMMON = dict(
@@ -23,7 +21,7 @@ COMMON = dict(
     seed=1, log_interval=50, sample_interval=500, save_checkpoint_steps=1000, keep_checkpoint_max=5,
     num_parallel_workers=2,
     strict=False,  # True: a bad image file stops the run; False: it is skipped and counted in the log
-    fast_cpu="on",  # CPU only: the layers of src/fast_layers.py (same weights and results, faster); "off": plain ones
+    fast_cpu="on",  # CPU only: src/cpu/fast_layers.py (same weights and results, faster); "off": plain layers
     split="train",  # which part of a dataset with official splits to train on (see src/dataset.py)
     ema_decay=0.99,  # moving average of G's weights, sampled and saved (0: off, the paper's G); see src/ema.py
     metrics_interval=None,  # sample-quality metrics every N steps (None: at every checkpoint; 0: never)
@@ -48,19 +46,11 @@ CONFIGS = {
     "mindrecord": dict(COMMON),  # prepare_data.py's output; --image_size must be the one it was converted at
 }
 
-# Built-in datasets are generated in memory and need no --data_path.
-BUILT_IN = ("digits", "fake")
+DATASET_NAMES = tuple(CONFIGS)  # src/data/options.py's DATASETS, the built-in demo first
 DEFAULT_DATASET = "digits"
 # Where and how a new run executes, unless the command line says otherwise. The parser's own defaults are None, so
 # a resumed run can tell a flag given on its command line from one left out (left out: the saved value stays).
 RUN_DEFAULTS = dict(device_target="CPU", device_id=0, mode="graph", run_distribute=False)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports bad arguments as a UserError (one line, exit code 2) instead of printing usage."""
-
-    def error(self, message):
-        raise UserError(message)
 
 
 def train_parser():

@@ -8,8 +8,6 @@ of the G loss with respect to the fake images.
 import mindspore as ms
 import mindspore.nn as nn
 import mindspore.ops as ops
-from mindspore.context import ParallelMode
-from mindspore.parallel._utils import _get_device_num, _get_gradients_mean, _get_parallel_mode
 
 from src.cell import WithLossCellD, WithLossCellG
 
@@ -42,6 +40,8 @@ class DCGAN(nn.Cell):
 def gradient_reducer(optimizer):
     """In data-parallel mode, MindSpore's all-reduce of the gradients (averaged: gradients_mean); else identity.
     The same test nn.TrainOneStepCell makes, since this step is written with value_and_grad instead."""
-    if _get_parallel_mode() in (ParallelMode.DATA_PARALLEL, ParallelMode.HYBRID_PARALLEL):
-        return nn.DistributedGradReducer(optimizer.parameters, _get_gradients_mean(), _get_device_num())
+    context = ms.get_auto_parallel_context
+    if context("parallel_mode") in (ms.ParallelMode.DATA_PARALLEL, ms.ParallelMode.HYBRID_PARALLEL):
+        # src/run/distributed.py sets device_num to the world size with the mode.
+        return nn.DistributedGradReducer(optimizer.parameters, context("gradients_mean"), context("device_num"))
     return ops.identity

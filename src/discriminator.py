@@ -7,7 +7,7 @@ BCE-with-logits (see src/cell.py), which never takes log(0) when D saturates.
 import mindspore.nn as nn
 import mindspore.ops as ops
 
-from src.fast_layers import DnnlConv2d, DnnlLeakyReLU, FullConv2d
+from src.cpu.fast_layers import DnnlConv2d, DnnlLeakyReLU, FullConv2d
 
 # Channel multipliers of ndf per stage, from the input side; the 1-logit layer follows the last entry.
 STAGES = {32: (2, 4, 8), 64: (1, 2, 4, 8)}
@@ -16,7 +16,7 @@ STAGES = {32: (2, 4, 8), 64: (1, 2, 4, 8)}
 def down_block(in_channels, out_channels, batch_norm=True, fast=False):
     """Strided conv (k4 s2 p1: halves H and W) + optional BN + LeakyReLU(0.2).
 
-    fast: the conv and the activation on oneDNN's kernels (src/fast_layers.py), same weight and result."""
+    fast: the conv and the activation on oneDNN's kernels (src/cpu/fast_layers.py), same weight and result."""
     if fast:
         layers = [DnnlConv2d(in_channels, out_channels, 4, 2, 1)]
     else:
@@ -29,7 +29,7 @@ def down_block(in_channels, out_channels, batch_norm=True, fast=False):
 class Discriminator(nn.Cell):
     """Images (B, nc, S, S) -> logits (B,). `features` exposes every conv stage for the representation test.
 
-    fast=True swaps in the CPU layers of src/fast_layers.py: same parameters, same results, faster on CPU.
+    fast=True swaps in the CPU layers of src/cpu/fast_layers.py: same parameters, same results, faster on CPU.
     """
 
     def __init__(self, image_size=32, ndf=64, nc=3, fast=False):
@@ -40,7 +40,7 @@ class Discriminator(nn.Cell):
             blocks.append(nn.SequentialCell(down_block(cin, cout, fast=fast)))
         self.blocks = nn.CellList(blocks)
         # 4x4 -> 1x1, one logit: no BN, no activation.
-        if fast:  # the same weight and result, as one matrix product (src/fast_layers.py)
+        if fast:  # the same weight and result, as one matrix product (src/cpu/fast_layers.py)
             self.head = FullConv2d(widths[-1], 1, 4)
         else:
             self.head = nn.Conv2d(widths[-1], 1, 4, 1, pad_mode="valid", has_bias=False)

@@ -6,7 +6,7 @@ the output, ReLU inside and Tanh at the output. Widths follow the model zoo at 3
 """
 import mindspore.nn as nn
 
-from src.fast_layers import DnnlConv2dTranspose, DnnlReLU, LatentConvTranspose2d
+from src.cpu.fast_layers import DnnlConv2dTranspose, DnnlReLU, LatentConvTranspose2d
 
 # Channel multipliers of ngf per stage, from the 4x4 stage up; the output layer follows the last entry.
 STAGES = {32: (8, 4, 2), 64: (8, 4, 2, 1)}
@@ -15,7 +15,7 @@ STAGES = {32: (8, 4, 2), 64: (8, 4, 2, 1)}
 def up_block(in_channels, out_channels, first=False, fast=False):
     """Transposed conv (k4; s1 p0 from the 1x1 latent, else s2 p1 which doubles H and W) + BN + ReLU."""
     stride, padding = (1, 0) if first else (2, 1)
-    if first and fast:  # the same weight and result, as one matrix product (src/fast_layers.py)
+    if first and fast:  # the same weight and result, as one matrix product (src/cpu/fast_layers.py)
         conv = LatentConvTranspose2d(in_channels, out_channels, 4)
     else:
         conv = transposed_conv(in_channels, out_channels, stride, padding, fast)
@@ -25,7 +25,7 @@ def up_block(in_channels, out_channels, first=False, fast=False):
 
 
 def transposed_conv(in_channels, out_channels, stride, padding, fast):
-    """A k4 transposed conv; fast: on oneDNN's blocked layouts (src/fast_layers.py), same weight and result."""
+    """A k4 transposed conv; fast: on oneDNN's blocked layouts (src/cpu/fast_layers.py), same weight and result."""
     if fast:
         return DnnlConv2dTranspose(in_channels, out_channels, 4, stride, padding)
     return nn.Conv2dTranspose(in_channels, out_channels, 4, stride, pad_mode="pad", padding=padding, has_bias=False)
@@ -34,7 +34,7 @@ def transposed_conv(in_channels, out_channels, stride, padding, fast):
 class Generator(nn.Cell):
     """z of shape (B, nz, 1, 1) -> images of shape (B, nc, S, S) in [-1, 1], S = image_size.
 
-    fast=True swaps in the CPU layers of src/fast_layers.py: same parameters, same results, faster on CPU.
+    fast=True swaps in the CPU layers of src/cpu/fast_layers.py: same parameters, same results, faster on CPU.
     """
 
     def __init__(self, image_size=32, nz=100, ngf=64, nc=3, fast=False):

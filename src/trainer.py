@@ -15,18 +15,18 @@ import numpy as np
 import mindspore as ms
 import mindspore.nn as nn
 
-from src import checkpoint, run_dir as rundir
 from src.dataset import create_dataset
 from src.dcgan import DCGAN
-from src.distributed import World, stop_vote
 from src.discriminator import Discriminator
 from src.ema import GeneratorEMA
 from src.errors import Interrupted, TrainingDiverged, UserError
 from src.generator import Generator
-from src.init import init_weights
-from src.interrupt import StopRequest
-from src.report import render_report
-from src.visuals import save_grid
+from src.outputs.visuals import save_grid
+from src.run import checkpoint, directory as rundir
+from src.run.distributed import World, stop_vote
+from src.run.html_report import format_duration, render_report
+from src.run.interrupt import StopRequest
+from src.weight_init import init_weights
 
 NUM_FIXED_NOISE = 64
 REPORT_INTERVAL_S = 60
@@ -34,7 +34,8 @@ QUALITY_SEED = 0  # the latent sample every quality measurement draws: the same 
 
 
 def uses_fast_layers(cfg):
-    return cfg["device_target"] == "CPU" and cfg.get("fast_cpu", "on") == "on"  # src/fast_layers.py; GPU/Ascend: plain
+    """Whether G and D take src/cpu/fast_layers.py's layers (CPU only; GPU and Ascend keep the plain ones)."""
+    return cfg["device_target"] == "CPU" and cfg.get("fast_cpu", "on") == "on"
 
 
 def build_generator(cfg):
@@ -97,11 +98,6 @@ def sample(netG, noise):
     images = netG(ms.Tensor(noise)).asnumpy()
     netG.set_train(training)
     return images
-
-
-def format_duration(seconds):
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 class Trainer:
@@ -243,7 +239,8 @@ class Trainer:
             self._stop_for(stop)
         self.log.info(f"parameter checksum {parameter_checksum(self.netG, self.netD):.10e} at step {self.step}")
         if not self.world.is_main:
-            self.log.info(f"done: {self.step} steps in {format_duration(time.time() - started)} (rank {self.world.rank})")
+            elapsed = format_duration(time.time() - started)
+            self.log.info(f"done: {self.step} steps in {elapsed} (rank {self.world.rank})")
             return self.step
         if self.step not in checkpoint.saved_steps(self.dir):
             self._save_checkpoint()
@@ -339,7 +336,7 @@ class Trainer:
         checkpoint.remove_old_checkpoints(self.dir, self.cfg["keep_checkpoint_max"], protected=best)
         self._write_status("running")
 
-    # -- sample quality (src/quality): measured on rank 0 every --metrics_interval steps -------------------------
+    # -- sample quality (src/evaluation): measured on rank 0 every --metrics_interval steps -------------------------
 
     def _metrics_interval(self):
         interval = self.cfg.get("metrics_interval")
@@ -357,7 +354,7 @@ class Trainer:
         cfg, started = self.cfg, time.time()
         try:
             if self.judge is None:
-                from src.quality import QualityJudge
+                from src.evaluation import QualityJudge
                 self.judge = QualityJudge(cfg["dataset"], cfg["data_path"], cfg["image_size"], cfg["nc"],
                                           num_images=cfg.get("metrics_num_images", 1000), seed=QUALITY_SEED,
                                           cache_dir=self.dir, log=self.log.info)

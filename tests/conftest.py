@@ -1,11 +1,20 @@
-"""Test set-up: the CPU settings train.py makes, applied before any test imports MindSpore."""
+"""Test set-up: the CPU settings train.py makes, applied before any test imports MindSpore.
+
+The tests' own process runs MindSpore's plain convolutions, so it takes the AVX2 cap that eval.py and verify.py set
+(see src/cpu/device.py). The tools a test starts get the environment a user has instead (tests/cli.py user_env):
+without the cap, unless the person running the tests set it, so train.py's own choice is what gets tested.
+"""
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from src.device import prepare_cpu_environment  # noqa: E402
+from src.cpu.device import ONEDNN_ISA_VARIABLE, prepare_cpu_environment  # noqa: E402
 
+# The user's own cap (empty: none), recorded before this process sets one. In the environment rather than in this
+# module, because pytest loads this file as "conftest" and the tests import it again as "tests.conftest".
+USER_ISA_VARIABLE = "DCGAN_TESTS_USER_" + ONEDNN_ISA_VARIABLE
+os.environ.setdefault(USER_ISA_VARIABLE, os.environ.get(ONEDNN_ISA_VARIABLE, ""))
 prepare_cpu_environment("CPU")
 os.environ.setdefault("GLOG_v", "3")  # MindSpore's own INFO/WARNING chatter off

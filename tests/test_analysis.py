@@ -67,7 +67,7 @@ def test_bad_expressions_are_one_line_errors(text, message):
 
 
 def test_numbered_samples_keep_their_z(tmp_path):
-    from src.generate import latent
+    from src.outputs.generate import latent
 
     forward = linear_generator()
     written = arithmetic.write_numbered(forward, NZ, str(tmp_path), num=10, seed=5)

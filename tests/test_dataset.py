@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from src.dataset import DATASETS, NO_SPLIT, create_dataset, detect_format
+from src.data import DATASETS, NO_SPLIT, detect_format
+from src.dataset import create_dataset
 from src.errors import UserError
 from tests import fixtures as fx
 from tests.cli import train
@@ -61,7 +62,7 @@ def ids_of(batch):
 
 
 def test_importing_the_module_does_not_load_mindspore():
-    # src/device.py must set oneDNN variables before MindSpore loads; DATASETS and detect_format work without it.
+    # src/cpu/device.py must set oneDNN variables before MindSpore loads; DATASETS and detect_format work without it.
     code = "import sys, src.dataset; assert 'mindspore' not in sys.modules"
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.run([sys.executable, "-c", code], cwd=repo, check=True)
@@ -200,7 +201,7 @@ def test_fake_size_and_nc():
 def test_digits_is_1347_training_digits_upscaled():
     from sklearn.datasets import load_digits
 
-    from src.dataset import digits_split
+    from src.data import digits_split
 
     ds, info = create_dataset("digits", batch_size=8, shuffle=False)
     assert (info.name, info.nc, info.source_nc, info.num_images, info.split) == ("digits", 1, 1, 1347, "train")
@@ -269,8 +270,8 @@ def test_mnist_directory_holding_only_the_training_files(tmp_path):
 def test_digits_hold_out_a_fixed_stratified_quarter_that_verify_tests_on():
     from sklearn.datasets import load_digits
 
-    from src.dataset import digits_split
-    from src.labelled_data import load_splits
+    from src.data import digits_split
+    from src.data.labelled import load_splits
 
     infos = {split: create_dataset("digits", batch_size=1, split=split)[1] for split in ("train", "test", "all")}
     assert {s: (i.num_images, i.split) for s, i in infos.items()} == {"train": (1347, "train"), "test": (450, "test"),

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from tests.cli import train
+from tests.cli import train, user_env
 from tests.conftest import ROOT
 
 SMALL = ["--ngf", "8", "--ndf", "8", "--nz", "16", "--batch_size", "4", "--log_interval", "1"]
@@ -19,7 +19,7 @@ def read_state(path):
 
 
 def run_tool(script, *args):
-    return subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, script, *args], env=user_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def test_ema_update_follows_the_warmed_up_formula():

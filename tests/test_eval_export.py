@@ -70,13 +70,13 @@ def test_png_format_writes_one_file_per_image_and_another_seed_gives_other_image
 
 def test_interpolate_writes_a_grid_of_k_walks(generated):
     grid = Image.open(generated / "step1" / "interpolate.png")
-    tile = 32 + 2  # image + border (src/visuals.py)
-    columns = 10  # src.generate.INTERPOLATION_STEPS
+    tile = 32 + 2  # image + border (src/outputs/visuals.py)
+    columns = 10  # src.outputs.generate.INTERPOLATION_STEPS
     assert grid.size == (columns * tile + 2, 3 * tile + 2)
 
 
 def test_latent_walks_are_straight_lines_between_two_random_points():
-    from src.generate import walk_latents
+    from src.outputs.generate import walk_latents
     z = walk_latents(seed=3, rows=2, steps=5, nz=4).reshape(2, 5, 4)
     steps = np.diff(z, axis=1)
     np.testing.assert_allclose(steps, np.broadcast_to(steps[:, :1], steps.shape), atol=1e-6)  # even steps
@@ -96,8 +96,8 @@ def exported(run_dir, tmp_path_factory):
 
 def eager_networks(run_dir):
     """G and the D feature extractor rebuilt from the checkpoints, run eagerly in this process."""
-    from src import trained
-    from src.representation import FeatureExtractor
+    from src.run import trained
+    from src.evaluation.representation import FeatureExtractor
     netG, _, _ = trained.load(str(run_dir), "G")
     netD, arch, _ = trained.load(str(run_dir), "D")
     return netG, FeatureExtractor(netD, arch["image_size"])
@@ -169,7 +169,7 @@ def test_export_flags_are_real_choices(run_dir, tmp_path, args, message):
 
 def save_generator_64px(path, record_architecture):
     """A 64 px generator checkpoint as train.py writes it, or (record_architecture=False) weights only."""
-    from src.checkpoint import as_save_list, atomic_save, network_entries
+    from src.run.checkpoint import as_save_list, atomic_save, network_entries
     from src.generator import Generator
 
     arch = {"net": "G", "image_size": 64, "nz": 16, "ngf": 8, "nc": 1}

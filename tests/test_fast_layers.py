@@ -1,4 +1,4 @@
-"""The fast CPU layers (src/fast_layers.py) compute what the plain nn layers compute, with the same parameters."""
+"""The fast CPU layers (src/cpu/fast_layers.py) compute what the plain nn layers compute, with the same parameters."""
 import numpy as np
 import pytest
 import mindspore as ms
@@ -6,9 +6,9 @@ import mindspore.nn as nn
 import mindspore.ops as ops
 
 from src.discriminator import Discriminator
-from src.fast_layers import FullConv2d, LatentConvTranspose2d
+from src.cpu.fast_layers import FullConv2d, LatentConvTranspose2d
 from src.generator import Generator
-from src.init import init_weights
+from src.weight_init import init_weights
 
 ms.set_context(mode=ms.GRAPH_MODE)
 

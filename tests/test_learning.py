@@ -13,9 +13,10 @@ import numpy as np
 import mindspore as ms
 from scipy.stats import wasserstein_distance
 
-from src.checkpoint import load_network
 from src.dataset import create_dataset
+from src.run.checkpoint import load_network
 from src.trainer import build_networks, fixed_noise
+from tests.cli import user_env
 from tests.conftest import ROOT
 
 STEPS = 250
@@ -24,7 +25,7 @@ STEPS = 250
 def test_short_digits_run_moves_generator_pixel_statistics_toward_the_data(tmp_path):
     run = tmp_path / "digits"
     subprocess.run([sys.executable, "train.py", "--dataset", "digits", "--output_path", str(run),
-                    "--max_steps", str(STEPS), "--batch_size", "32", "--ngf", "16", "--ndf", "16"],
+                    "--max_steps", str(STEPS), "--batch_size", "32", "--ngf", "16", "--ndf", "16"], env=user_env(),
                    cwd=ROOT, check=True, capture_output=True, timeout=900)
     cfg = json.loads((run / "config.json").read_text())
     netG, _ = build_networks(cfg)  # the run's own initial weights (same seed)

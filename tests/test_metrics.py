@@ -1,9 +1,9 @@
-"""src/metrics.py: the Fréchet distance against its closed form for Gaussians, and its numerical guards."""
+"""src/evaluation/frechet.py: the Fréchet distance against its closed form for Gaussians, and its numerical guards."""
 import numpy as np
 import pytest
 
 from src.errors import UserError
-from src.metrics import frechet_distance, frechet_distance_from_statistics, statistics
+from src.evaluation.frechet import frechet_distance, frechet_distance_from_statistics, statistics
 
 
 def random_rotation(dim, rng):

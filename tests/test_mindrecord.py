@@ -1,4 +1,4 @@
-"""prepare_data.py / src/mindrecord_data.py: a source converted once to MindRecord reads back exactly as train.py
+"""prepare_data.py / src/data/mindrecord.py: a source converted once to MindRecord reads back exactly as train.py
 would have read the source, sharded or not, through create_dataset('mindrecord' or 'auto') and train.py."""
 import json
 import os
@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 
 import prepare_data
-from src.dataset import NO_SPLIT, create_dataset, detect_format
+from src.data import NO_SPLIT, detect_format
+from src.data.convert import convert
+from src.data.mindrecord import META_FILE
+from src.dataset import create_dataset
 from src.errors import UserError
-from src.mindrecord_data import META_FILE, convert
+from tests.cli import user_env
 from tests.conftest import ROOT
 from tests.fixtures import write_image_folder, write_images, write_mnist
 
@@ -184,17 +187,17 @@ def test_prepare_data_then_train_from_mindrecord(folder, tmp_path):
     """The user's path, as real processes: convert with prepare_data.py, then train.py --dataset mindrecord."""
     out, run = tmp_path / "mr", tmp_path / "run"
     result = subprocess.run([sys.executable, "prepare_data.py", "--data_path", folder, "--output_path", str(out),
-                             "--image_size", "32", "--num_shards", "2", "--split", "all"], cwd=ROOT,
+                             "--image_size", "32", "--num_shards", "2", "--split", "all"], env=user_env(), cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "wrote 6 images" in result.stdout
     assert json.loads((out / META_FILE).read_text())["source"]["split"] == "all (no split on disk)"
     again = subprocess.run([sys.executable, "prepare_data.py", "--data_path", folder, "--output_path", str(out),
-                            "--image_size", "32"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                            "--image_size", "32"], env=user_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and again.stderr.startswith("error:") and again.stderr.count("\n") == 1
     result = subprocess.run([sys.executable, "train.py", "--dataset", "mindrecord", "--data_path", str(out),
                              "--max_steps", "2", "--batch_size", "4", "--ngf", "8", "--ndf", "8", "--nz", "16",
-                             "--log_interval", "1", "--output_path", str(run)], cwd=ROOT, capture_output=True,
+                             "--log_interval", "1", "--output_path", str(run)], env=user_env(), cwd=ROOT, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     config = json.loads((run / "config.json").read_text())

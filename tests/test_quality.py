@@ -1,4 +1,4 @@
-"""src/quality and calc_metrics.py: sample-quality metrics one can trust.
+"""src/evaluation and calc_metrics.py: sample-quality metrics one can trust.
 
 Each metric is checked for what makes a number trustworthy: real images of the test split scored against it
 (train vs test) come out far below noise; a growing, known distortion of real images (added noise, blur, classes
@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from src.errors import UserError
 from tests import fixtures
-from tests.cli import train
+from tests.cli import train, user_env
 from tests.conftest import ROOT
 
 LOG = []
@@ -30,7 +30,7 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def digits():
-    from src.labelled_data import load_splits
+    from src.data.labelled import load_splits
     splits, _ = load_splits("digits", None, 32, 1)
     return splits
 
@@ -38,7 +38,7 @@ def digits():
 @pytest.fixture(scope="module")
 def judge(cache):
     """The trainer's judge for digits: swd, cfid, ckid; its classifier trained here, cached in `cache`."""
-    from src.quality import QualityJudge
+    from src.evaluation import QualityJudge
     return QualityJudge("digits", None, 32, 1, num_images=500, seed=0, cache_dir=cache, log=LOG.append)
 
 
@@ -58,7 +58,7 @@ def assert_increasing(values, what):
 # -- SWD alone (numpy) -----------------------------------------------------------------------------------------
 
 def test_laplacian_pyramid_levels_and_exact_reconstruction():
-    from src.quality import swd
+    from src.evaluation import swd
     assert [swd.num_levels(s) for s in (16, 32, 64)] == [1, 2, 3]
     images = uniform_noise(3, nc=3, size=32)
     pyramid = swd.laplacian_pyramid(images, 2)
@@ -68,7 +68,7 @@ def test_laplacian_pyramid_levels_and_exact_reconstruction():
 
 def test_quantile_tables_equal_the_papers_sorted_difference_for_equal_sizes():
     """With as many quantiles as descriptors, the table comparison is the paper's: mean |sort(A d) - sort(B d)|."""
-    from src.quality import swd
+    from src.evaluation import swd
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((300, 49)).astype(np.float32), rng.laplace(size=(300, 49)).astype(np.float32)
     directions = rng.standard_normal((49, 16)).astype(np.float32)
@@ -80,7 +80,7 @@ def test_quantile_tables_equal_the_papers_sorted_difference_for_equal_sizes():
 
 
 def test_swd_is_seeded_and_works_on_one_and_three_channels(digits):
-    from src.quality.swd import SlicedWasserstein
+    from src.evaluation.swd import SlicedWasserstein
     test, train_x = digits["test"][0][:200], digits["train"][0][:200]
     first = SlicedWasserstein(test, seed=3)(train_x)
     assert SlicedWasserstein(test, seed=3)(train_x) == first
@@ -137,7 +137,7 @@ def test_removing_classes_raises_the_classifier_distances(judge, digits):
 
 def test_evaluate_draws_a_fixed_latent_sample_and_repeats_exactly(judge, digits, cache):
     """The same generator scored twice, and by a second judge loading the cached classifier: the same numbers."""
-    from src.quality import QualityJudge
+    from src.evaluation import QualityJudge
     images = digits["train"][0]
     calls = []
 
@@ -161,7 +161,7 @@ def test_evaluate_draws_a_fixed_latent_sample_and_repeats_exactly(judge, digits,
 
 
 def test_kid_matches_its_definition_and_is_near_zero_for_one_distribution():
-    from src.quality.kernel import kernel_distance
+    from src.evaluation.kernel import kernel_distance
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((40, 5)), rng.standard_normal((40, 5)) + 0.5
     k = lambda a, b: (a @ b.T / 5 + 1) ** 3  # noqa: E731
@@ -185,7 +185,7 @@ def _class_image(label, index, size=28):
 
 
 def test_mnist_files_get_the_classifier_metrics_and_its_official_test_split(tmp_path):
-    from src.quality import QualityJudge
+    from src.evaluation import QualityJudge
     path = fixtures.write_mnist(tmp_path / "mnist", n_train=80, n_test=40,
                                 image=lambda i: _class_image(i % 10, i))
     log = []
@@ -199,13 +199,13 @@ def test_mnist_files_get_the_classifier_metrics_and_its_official_test_split(tmp_
 
 
 def _mnist_train(path):
-    from src.labelled_data import load_splits
+    from src.data.labelled import load_splits
     splits, _ = load_splits("mnist", path, 32, 1)
     return [splits["train"][0]]
 
 
 def test_class_folders_cache_the_classifier_beside_the_data(tmp_path):
-    from src.quality import QualityJudge
+    from src.evaluation import QualityJudge
     root = tmp_path / "data" / "shapes"
     for label, name in enumerate(("bars", "blocks", "lines")):
         fixtures.write_images(root / name, 12, lambda i, label=label: np.stack([_class_image(label, i, 32)] * 3, -1))
@@ -217,7 +217,7 @@ def test_class_folders_cache_the_classifier_beside_the_data(tmp_path):
 
 
 def test_unlabelled_data_get_swd_only_and_classifier_metrics_are_refused(tmp_path):
-    from src.quality import QualityJudge
+    from src.evaluation import QualityJudge
     path = fixtures.write_images(tmp_path / "flat", 30, lambda i: np.stack([_class_image(i % 3, i, 32)] * 3, -1))
     judge = QualityJudge("folder", path, 32, 3, num_images=30, log=None)
     assert judge.metrics == ("swd",) and judge.primary == "swd"
@@ -231,8 +231,8 @@ def test_unlabelled_data_get_swd_only_and_classifier_metrics_are_refused(tmp_pat
 
 
 def judge_images(path):
-    from src import dataset as data
-    ds, info = data.create_dataset("folder", path, 32, batch_size=30, shuffle=False)
+    from src.dataset import create_dataset
+    ds, info = create_dataset("folder", path, 32, batch_size=30, shuffle=False)
     return next(ds.create_tuple_iterator(output_numpy=True))[0]
 
 
@@ -244,7 +244,7 @@ def judge_images(path):
     (dict(feature_model="/no/such/model.onnx"), "feature model not found"),
 ])
 def test_bad_input_is_one_clear_user_error(kwargs, message):
-    from src.quality import QualityJudge
+    from src.evaluation import QualityJudge
     arguments = dict(dataset="digits", data_path=None, image_size=32, nc=1, log=None)
     arguments.update(kwargs)
     with pytest.raises(UserError, match=message):
@@ -284,7 +284,7 @@ def feature_models(tmp_path_factory):
 def test_a_mindir_or_onnx_feature_network_gives_fid_and_kid(feature_models, digits):
     """Digits are 1x32x32, the network takes 3x24x24: resized and replicated. MINDIR and ONNX of one network agree;
     real vs real is far below noise; stronger noise, larger distances."""
-    from src.quality import QualityJudge
+    from src.evaluation import QualityJudge
     mindir, onnx_file = feature_models
     results = {}
     for path in feature_models:
@@ -302,7 +302,7 @@ def test_a_mindir_or_onnx_feature_network_gives_fid_and_kid(feature_models, digi
 
 
 def test_a_feature_model_that_is_not_one_is_refused(tmp_path):
-    from src.quality import QualityJudge
+    from src.evaluation import QualityJudge
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"not a model")
     with pytest.raises(UserError, match="cannot load feature model"):
@@ -312,7 +312,7 @@ def test_a_feature_model_that_is_not_one_is_refused(tmp_path):
 # -- calc_metrics.py, end to end -----------------------------------------------------------------------------------
 
 def calc_metrics(*args):
-    return subprocess.run([sys.executable, "calc_metrics.py", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "calc_metrics.py", *args], env=user_env(), cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
 
 

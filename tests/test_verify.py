@@ -48,7 +48,7 @@ def test_scaler_is_fitted_on_the_training_examples_only():
     """Class = sign of feature 0. The test set is the same distribution shifted by +6 on feature 0: scaled with
     the training statistics every test point lands on the positive side (accuracy ~0.5). Had the scaler been refit
     on the test set (the model zoo's bug), the shift would vanish and the accuracy would be ~1."""
-    from src.representation import fit_and_score
+    from src.evaluation.representation import fit_and_score
 
     rng = np.random.default_rng(0)
 
@@ -87,7 +87,7 @@ def test_linear_search_equals_the_plain_scikit_learn_protocol(n, dims, duplicate
     make_classifier, the best validation score's C refitted on all training examples, the test set scored."""
     from sklearn.model_selection import train_test_split
 
-    from src.representation import C_GRIDS, VALIDATION_FRACTION, fit_and_score_all, make_classifier
+    from src.evaluation.representation import C_GRIDS, VALIDATION_FRACTION, fit_and_score_all, make_classifier
 
     rng = np.random.default_rng(n + dims + duplicates)
     (train_x, train_y), (test_x, test_y) = _blobs(rng, (n, 60), dims)
@@ -115,7 +115,7 @@ def test_linear_search_equals_the_plain_scikit_learn_protocol(n, dims, duplicate
 
 
 def test_rbf_svc_option_fits_and_scores():
-    from src.representation import fit_and_score
+    from src.evaluation.representation import fit_and_score
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((120, 2))
@@ -127,7 +127,7 @@ def test_rbf_svc_option_fits_and_scores():
 
 
 def test_num_labels_takes_the_same_number_of_each_class():
-    from src.representation import balanced_subset
+    from src.evaluation.representation import balanced_subset
 
     labels = np.repeat(np.arange(4), [10, 20, 30, 40])
     chosen = balanced_subset(labels, 14, seed=0)
@@ -142,7 +142,7 @@ def test_features_are_every_stage_max_pooled_to_4x4_and_concatenated():
     import mindspore as ms
 
     from src.discriminator import Discriminator
-    from src.representation import FeatureExtractor
+    from src.evaluation.representation import FeatureExtractor
 
     netD = Discriminator(32, 8, 3)
     netD.set_train(False)
@@ -160,7 +160,7 @@ def test_features_are_every_stage_max_pooled_to_4x4_and_concatenated():
 
 
 def test_labelled_splits_from_real_format_fixtures(tmp_path):
-    from src.labelled_data import load_splits
+    from src.data.labelled import load_splits
 
     mnist = fx.write_mnist(tmp_path / "mnist", n_train=20, n_test=10)
     splits, note = load_splits("mnist", mnist, image_size=32, nc=1)

@@ -9,6 +9,6 @@
   figures          the small Pillow helpers their figures share (tiles, labels, panels)
 
 The library functions take numpy arrays and callables (a generator forward z -> images in [-1, 1], as in
-src/generate.py; a feature function images -> vectors), so they are tested without checkpoints; the CLIs (eval.py,
+src/outputs/generate.py; a feature function images -> vectors), so they are tested without checkpoints; the CLIs (eval.py,
 verify.py) load the networks and call them.
 """

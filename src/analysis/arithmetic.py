@@ -22,7 +22,7 @@ from PIL import ImageDraw
 
 from src.analysis import figures
 from src.errors import UserError
-from src.visuals import make_grid
+from src.outputs.visuals import make_grid
 
 NUMBERED_GRID = "numbered.png"
 NUMBERED_Z = "numbered_z.npz"
@@ -125,7 +125,7 @@ def numbered_figure(images, columns=None):
 def write_numbered(forward, nz, output_path, num=NUMBERED_IMAGES, seed=0, batch_size=128, checkpoint=None):
     """numbered.png and numbered_z.npz for `num` samples of `seed` (the same z as eval.py's generate.png). Returns
     the paths written."""
-    from src.generate import latent, run_batched
+    from src.outputs.generate import latent, run_batched
 
     if num < 1:
         raise UserError(f"--num_images must be at least 1 for --numbered, not {num}")

@@ -36,7 +36,7 @@ def arithmetic(netG, arch, output_path, expression, seed):
 def discriminator_of(g_file):
     """(netD, arch) of the discriminator saved with the generator `g_file` (same step, same folder), or
     (None, None) when there is none."""
-    from src import trained
+    from src.run import trained
 
     name = os.path.basename(g_file)
     d_file = os.path.join(os.path.dirname(g_file), name.replace("generator_", "discriminator_"))
@@ -79,7 +79,7 @@ def nearest(netG, arch, g_file, k, dataset, data_path, output_path, num_images=6
     reference: as many real test images when the dataset has a test split, else as many training images searched
     among the others (leave-one-out). Returns the paths written."""
     from src.analysis import nearest as memorisation
-    from src.generate import latent, run_batched
+    from src.outputs.generate import latent, run_batched
 
     if k < 1:
         raise UserError(f"--nearest must be at least 1 (training images shown per sample), not {k}")
@@ -154,7 +154,7 @@ def parse_channels(text):
 def guided(netD, arch, images, output_path, channels, top, seed=0, batch_size=64):
     """guided_backprop.png for the trained `netD` and an untrained D of the same architecture (train.py's
     initialisation with `seed`), on the real `images`. Returns the path written."""
-    from src import trained
+    from src.run import trained
     from src.analysis import guided_backprop
     from src.weight_init import init_weights
 

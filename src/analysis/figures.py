@@ -9,7 +9,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from src.visuals import to_uint8
+from src.outputs.visuals import to_uint8
 
 TILE = 64  # displayed size of one image, in pixels
 GAP = 4  # between tiles

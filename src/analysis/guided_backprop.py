@@ -94,7 +94,7 @@ def top_activating(net, images, channels, top=TOP_IMAGES, batch_size=128):
     as {"indices": (len(channels), top), "scores": (len(channels), top), "positions": (len(channels), top) flat
     positions of the maximum in the map, "stage_shape": (C, h, w) of the stage}. Memory: one batch and
     N * len(channels) scores."""
-    from src.generate import run_batched
+    from src.outputs.generate import run_batched
 
     images = np.asarray(images, np.float32)
     if len(images) < top:

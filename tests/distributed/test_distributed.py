@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from tests.cli import user_env
 from tests.conftest import ROOT
 
 SMALL = ["--ngf", "8", "--ndf", "8", "--nz", "16", "--batch_size", "4", "--log_interval", "1"]
@@ -25,7 +26,7 @@ def free_port():
 
 
 def launcher_env(**extra):
-    env = dict(os.environ, PATH=PYTHON_DIR + os.pathsep + os.environ["PATH"], PYTHON=sys.executable)
+    env = user_env(PATH=PYTHON_DIR + os.pathsep + os.environ["PATH"], PYTHON=sys.executable)
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -196,7 +197,7 @@ def test_rank_table_launcher_starts_one_process_per_device_with_its_environment(
     fake, record = recording_interpreter(tmp_path)
     save = tmp_path / "run"
     result = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(table), "digits", str(save),
-                             "--max_steps", "5"], cwd=ROOT, env=dict(os.environ, PYTHON=str(fake)),
+                             "--max_steps", "5"], cwd=ROOT, env=user_env(PYTHON=str(fake)),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     for _ in range(100):  # the ranks run in the background
@@ -222,7 +223,7 @@ def test_rank_table_launcher_refuses_a_bad_table_in_one_line(tmp_path, content, 
     if content is not None:
         table.write_text(content)
     result = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(table), "digits", str(tmp_path / "run")],
-                            cwd=ROOT, env=dict(os.environ, PYTHON=sys.executable), capture_output=True, text=True,
+                            cwd=ROOT, env=user_env(PYTHON=sys.executable), capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.dataset import BadFiles, create_dataset
+from src.data import BadFiles
+from src.dataset import create_dataset
 from src.errors import UserError
 from tests import fixtures as fx
 from tests.cli import train
@@ -107,10 +108,10 @@ def test_the_epoch_with_bad_files_depends_on_the_seed_alone(tmp_path, layout):
 
 
 def test_the_top_up_pass_is_not_decoded_when_the_first_pass_fills_the_epoch(tmp_path, monkeypatch):
-    from src import dataset
+    from src.data import bad_files
     decoded = []
-    original = dataset._decode
-    monkeypatch.setattr(dataset, "_decode", lambda data: decoded.append(1) or original(data))
+    original = bad_files.decode
+    monkeypatch.setattr(bad_files, "decode", lambda data: decoded.append(1) or original(data))
     root = fx.write_images(tmp_path / "flat", 100, noise_image)
     add_bad_files(root)  # 103 files: 25 batches of 4, all from the 100 good images; no top-up needed
     ds, info = create_dataset("folder", root, batch_size=BATCH)

@@ -4,7 +4,7 @@ oneDNN (MindSpore's CPU convolution library) picks a slow reference kernel for N
 AVX-512 unless its instruction set is capped at AVX2 (measured on a 2-core Xeon at B=128, 32 px: 27 s -> 0.69 s
 per step for a narrow DCGAN). oneDNN reads the cap once, when MindSpore first runs a kernel, so
 `prepare_cpu_environment` must run before MindSpore is imported. The project's own convolution kernels
-(src/custom_ops) avoid that path and run best without the cap.
+(src/cpu/kernels) avoid that path and run best without the cap.
 """
 import contextlib
 import os
@@ -19,7 +19,7 @@ ONEDNN_ISA_VARIABLE = "ONEDNN_MAX_CPU_ISA"
 def prepare_cpu_environment(device_target, fast_cpu="off"):
     """Choose oneDNN's instruction-set cap for CPU runs (unless the user set it). Returns a sentence for the log.
 
-    fast_cpu="on" (train.py, bench/): if the project's oneDNN convolution kernels (src/custom_ops) build, every
+    fast_cpu="on" (train.py, bench/): if the project's oneDNN convolution kernels (src/cpu/kernels) build, every
     convolution of G and D runs through them, in oneDNN's blocked layouts at the CPU's full instruction set, so no
     cap is set. Otherwise (eval/export/verify, --fast_cpu off, or no compiler) MindSpore's own NCHW convolutions
     run, and they need the AVX2 cap.
@@ -31,9 +31,9 @@ def prepare_cpu_environment(device_target, fast_cpu="off"):
     if "mindspore" in sys.modules:
         return f"{ONEDNN_ISA_VARIABLE} not set: MindSpore was already imported, CPU convolutions may be slow"
     if fast_cpu == "on":
-        from src.custom_ops import library
+        from src.cpu.kernels import library
         if library():
-            return "fast CPU convolutions: oneDNN kernels of src/custom_ops at the CPU's full instruction set"
+            return "fast CPU convolutions: oneDNN kernels of src/cpu/kernels at the CPU's full instruction set"
     os.environ[ONEDNN_ISA_VARIABLE] = "AVX2"
     return f"{ONEDNN_ISA_VARIABLE}=AVX2 set for fast CPU convolutions (set it yourself to override)"
 

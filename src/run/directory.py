@@ -3,12 +3,12 @@
   config.json     the resolved configuration (what --resume reads back)
   train.log       the text log (also printed); train_rank<r>.log for the other ranks of a distributed run
   metrics.jsonl   one JSON object per logged step: step, epoch, loss_d, loss_g, D(x), D(G(z)), images/s
-  quality.jsonl   one JSON object per sample-quality measurement (src/quality): step, the metrics, whether a
+  quality.jsonl   one JSON object per sample-quality measurement (src/evaluation): step, the metrics, whether a
                   checkpoint was saved at that step; the best such checkpoint is kept (best_quality_record)
   real_samples.png     a grid of the first real batch
   samples/             fixed-noise grids: fake_step_N.png every --sample_interval steps,
                        fake_epoch_E_step_N.png at each epoch end, fake_latest.png at the end
-  ckpt/           checkpoints (see src/checkpoint.py)
+  ckpt/           checkpoints (see src/run/checkpoint.py)
   status.json     the run's state, written by the trainer (see write_status): what the report, eval and resume read
   .lock           held (flock) by the training process while it runs: one trainer per run directory
 """

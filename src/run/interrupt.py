@@ -4,7 +4,7 @@ Slurm, Kubernetes and ModelArts send SIGTERM some seconds before they kill a job
 Either one only records the request here; the trainer finishes the step it is in, saves, and exits with 128 + the
 signal's number (130 for SIGINT, 143 for SIGTERM), as a shell reports a process ended by that signal. Further
 signals while the checkpoint is written are absorbed, so they cannot cut it short (the write is atomic anyway,
-see src/checkpoint.py). SIGKILL cannot be caught: resume covers it.
+see src/run/checkpoint.py). SIGKILL cannot be caught: resume covers it.
 
 Why signals are blocked rather than handled: MindSpore's runtime installs native SIGINT/SIGTERM handlers of its
 own while it runs (they end the process with exit code 143 and no checkpoint). train.py therefore blocks both

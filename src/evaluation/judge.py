@@ -12,7 +12,7 @@ Metrics (all: lower is better; 0 for a generator that reproduces the real distri
   kid   see feature_model.py), e.g. an Inception exported to ONNX for paper-comparable FID.
 
 The reference ("real") images:
-  labelled datasets   the test split of src/labelled_data.load_splits (the official one of CIFAR-10 and MNIST; for
+  labelled datasets   the test split of src/data/labelled.load_splits (the official one of CIFAR-10 and MNIST; for
                       digits and class folders a fixed stratified quarter), whose training split trains the classifier
   the others          images read with the training pipeline (src/dataset.create_dataset): its test split where the
                       dataset has one, else the whole dataset; a seeded random sample of them
@@ -36,7 +36,7 @@ FEATURE_MODEL_METRICS = ("fid", "kid")
 PRIMARY_ORDER = ("cfid", "swd", "fid", "ckid", "kid")  # the first one measured picks the best checkpoint
 MAX_REFERENCE = 10_000  # real images read at most
 GENERATE_BATCH = 250  # latent vectors per generator call
-SPLIT_SEED = 0  # the train/test split of datasets without an official one (= src/labelled_data's, verify.py's)
+SPLIT_SEED = 0  # the train/test split of datasets without an official one (= src/data/labelled.py's, verify.py's)
 READ_BATCH = 256
 FAKE_REFERENCE = 1000  # images of the fake dataset (random noise) read as its reference
 HOME_CACHE = os.path.join("~", ".cache", "dcgan")
@@ -66,7 +66,7 @@ def _resolve_name(dataset, data_path):
     if dataset not in _dataset_names():
         raise UserError(f"unknown dataset '{dataset}'; choose one of: {', '.join(_dataset_names())}")
     if dataset == "auto":
-        from src.dataset import detect_format
+        from src.data import detect_format
         return detect_format(data_path)
     return dataset
 
@@ -75,8 +75,8 @@ def _is_labelled(name, data_path):
     if name not in LABELLED:
         return False
     if name == "folder":
-        from src import dataset as data
-        return bool(data_path) and os.path.isdir(data_path) and bool(data._image_subdirs(os.path.abspath(data_path)))
+        from src.data import image_subdirs
+        return bool(data_path) and os.path.isdir(data_path) and bool(image_subdirs(os.path.abspath(data_path)))
     return True
 
 
@@ -91,19 +91,19 @@ def _read_unlabelled(name, data_path, image_size, nc, seed, log):
     """(images, reference text) of a dataset read with the training pipeline: its test split if it has one."""
     import inspect
 
-    from src import dataset as data
+    from src.dataset import create_dataset
     options = dict(image_size=image_size, batch_size=READ_BATCH, nc=nc, shuffle=True, seed=seed,
                    drop_remainder=False, num_samples=MAX_REFERENCE)
     if name == "fake":
         options["fake_size"] = FAKE_REFERENCE
     pipeline, info = None, None
-    if "split" in inspect.signature(data.create_dataset).parameters:
+    if "split" in inspect.signature(create_dataset).parameters:
         try:
-            pipeline, info = data.create_dataset(name, data_path, split="test", **options)
+            pipeline, info = create_dataset(name, data_path, split="test", **options)
         except UserError:
             pipeline = None  # no test images on disk: read the training images below
     if pipeline is None:
-        pipeline, info = data.create_dataset(name, data_path, **options)
+        pipeline, info = create_dataset(name, data_path, **options)
     images = [batch[0].asnumpy() for batch in info.bad_files.iterate(pipeline, info.batches_per_epoch, log)]
     images = np.concatenate(images).astype(np.float32)
     split = getattr(info, "split", "train")
@@ -170,7 +170,7 @@ class QualityJudge:
         if feature_model and not any(m in FEATURE_MODEL_METRICS for m in metrics):
             self.log(f"feature model {feature_model} not used: it serves fid and kid only")
         elif feature_model:
-            from src.quality.feature_model import FeatureModel
+            from src.evaluation.feature_model import FeatureModel
             self._feature_model = FeatureModel(feature_model)  # before the data: a bad file fails fast
         if labelled:
             nc = nc or (1 if self.dataset in ("digits", "mnist") else 3)
@@ -186,7 +186,7 @@ class QualityJudge:
     # -- preparation -------------------------------------------------------------------------------------------
 
     def _read_labelled(self, data_path, image_size, nc):
-        from src.labelled_data import load_splits
+        from src.data.labelled import load_splits
         try:
             splits, note = load_splits(self.dataset, data_path, image_size, nc, SPLIT_SEED)
         except ValueError as error:  # scikit-learn cannot split so few images
@@ -199,9 +199,9 @@ class QualityJudge:
         return test_x[chosen], (splits["train"], (test_x, test_y))
 
     def _prepare(self, reference, train, data_path, cache_dir):
-        from src.metrics import statistics
-        from src.quality.kernel import KernelDistance
-        from src.quality.swd import SlicedWasserstein
+        from src.evaluation.frechet import statistics
+        from src.evaluation.kernel import KernelDistance
+        from src.evaluation.swd import SlicedWasserstein
 
         self._swd = SlicedWasserstein(reference, self.seed) if "swd" in self.metrics else None
         self._spaces = {}  # metric prefix ("c" or "") -> (feature function, reference statistics, KernelDistance)
@@ -216,7 +216,7 @@ class QualityJudge:
             self.log(f"feature model {self._feature_model.description}: {features.shape[1]} features")
 
     def _classifier(self, train, data_path, cache_dir):
-        from src.quality import classifier as clf
+        from src.evaluation import classifier as clf
 
         (train_x, train_y), (test_x, test_y) = train
         fingerprint = clf.fingerprint(train_x, train_y)
@@ -251,9 +251,9 @@ class QualityJudge:
     # -- measuring ---------------------------------------------------------------------------------------------
 
     def latent(self, nz):
-        """The fixed latent sample (num_images, nz, 1, 1) of every evaluate(): src.generate.latent(seed, ...)."""
+        """The fixed latent sample (num_images, nz, 1, 1) of every evaluate(): src.outputs.generate.latent(seed, ..)."""
         if nz not in self._latents:
-            from src.generate import latent
+            from src.outputs.generate import latent
             self._latents[nz] = latent(self.seed, self.num_images, nz)
         return self._latents[nz]
 
@@ -261,7 +261,7 @@ class QualityJudge:
         """Draw num_images images with generate(z) (z float32 (B, nz, 1, 1) -> images (B, nc, S, S) in [-1, 1]) from
         the fixed latent sample, in batches of at most GENERATE_BATCH, and score them: {metric: float, ...,
         "swd_levels": [...] (with swd), "num_images": N, "reference": text}."""
-        from src.generate import run_batched
+        from src.outputs.generate import run_batched
         z = self.latent(nz)
         images = run_batched(lambda batch: np.asarray(generate(batch)), z, min(GENERATE_BATCH, len(z)))
         result = self.score(images)
@@ -276,7 +276,7 @@ class QualityJudge:
             raise UserError(f"images to score must be (N >= 2, {', '.join(map(str, expected))}), got {images.shape}")
         if not np.isfinite(images).all():
             raise UserError("the generated images contain NaN or infinite values")
-        from src.metrics import frechet_distance_from_statistics, statistics
+        from src.evaluation.frechet import frechet_distance_from_statistics, statistics
         result = {}
         if self._swd is not None:
             swd = self._swd(images)

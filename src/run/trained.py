@@ -6,13 +6,13 @@ re-types --ngf or --image_size. The optional `overrides` (from --image_size, --n
 checkpoints that do not record their architecture; where a checkpoint does record one, an override that disagrees
 is an error rather than silently ignored (e.g. --image_size 32 given for a 64 px generator).
 
-MindSpore (through src/checkpoint.py) is imported on first use only: the CLIs build their parsers from this module
-before src/device.py has set the CPU environment MindSpore reads when it loads.
+MindSpore (through src/run/checkpoint.py) is imported on first use only: the CLIs build their parsers from this module
+before src/cpu/device.py has set the CPU environment MindSpore reads when it loads.
 """
 import json
 import os
 
-from src import run_dir
+from src.run import directory as run_dir
 from src.errors import UserError
 
 
@@ -39,7 +39,7 @@ def resolve(path, net, which=None):
         raise UserError("--ckpt_file is required: a generator_/discriminator_ checkpoint or a run directory")
     if which not in (None,) + WHICH:
         raise UserError(f"unknown --which '{which}'; choose one of: {', '.join(WHICH)}")
-    from src import checkpoint
+    from src.run import checkpoint
     if os.path.isdir(path):
         steps = checkpoint.saved_steps(path, KIND[net])
         if not steps:
@@ -87,7 +87,7 @@ def architecture(ckpt_file, net, overrides=None):
 
     Precedence for a value the checkpoint does not record: the override, then the run's config.json, then the
     model zoo default. A checkpoint of the other network is refused with a hint."""
-    from src import checkpoint
+    from src.run import checkpoint
     stored = checkpoint.network_architecture(ckpt_file)
     other = "D" if net == "G" else "G"
     if stored.get("net") == other:
@@ -111,7 +111,7 @@ def architecture(ckpt_file, net, overrides=None):
 def build(arch, ckpt_file=None):
     """The network described by `arch`, with the weights of `ckpt_file` (None: untrained, as built), in inference
     mode (BatchNorm uses its running statistics)."""
-    from src import checkpoint
+    from src.run import checkpoint
     if arch["net"] == "G":
         from src.generator import Generator
         network = Generator(arch["image_size"], arch["nz"], arch["ngf"], arch["nc"])

@@ -1,6 +1,6 @@
 """Read an Ascend HCCL rank table (the v1.0 `server_list` / `device` layout) for scripts/run_distribute_train.sh.
 
-    python -m src.rank_table TABLE [SERVER_ID]
+    python -m src.run.rank_table TABLE [SERVER_ID]
 prints the job's device count (RANK_SIZE) on the first line, then one "RANK_ID DEVICE_ID" line per device of
 this server (SERVER_ID, or the first server in the table). A table that is missing, not JSON, or lists no
 devices is one line on stderr and exit code 2.
@@ -42,7 +42,7 @@ def read_rank_table(path, server_id=None):
 
 def main(argv):
     if len(argv) not in (1, 2):
-        print("usage: python -m src.rank_table TABLE [SERVER_ID]", file=sys.stderr)
+        print("usage: python -m src.run.rank_table TABLE [SERVER_ID]", file=sys.stderr)
         return 2
     try:
         rank_size, devices = read_rank_table(*argv)

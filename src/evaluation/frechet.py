@@ -3,8 +3,8 @@
     d^2 = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))
 
 for the Gaussians fitted to each set. `frechet_distance(features_a, features_b)` takes any features: verify.py
-passes discriminator features; for FID proper, compute features with an Inception network exported to MINDIR
-(`mindir_features`) and pass those.
+passes discriminator features, the quality judge a classifier's or a user's feature network's (fid: e.g. an Inception
+network exported to MINDIR or ONNX, see feature_model.py).
 """
 import warnings
 
@@ -66,18 +66,3 @@ def _sqrtm(matrix):
 def frechet_distance(features_a, features_b, eps=EPS):
     """Squared Fréchet distance between the Gaussians fitted to two (N, D) feature sets."""
     return frechet_distance_from_statistics(*statistics(features_a), *statistics(features_b), eps=eps)
-
-
-def mindir_features(mindir_file, images, batch_size=None):
-    """Features of `images` (N, C, H, W float32) from a network exported to MINDIR (e.g. an Inception for FID, or
-    `export.py --net D`). batch_size defaults to the batch the MINDIR was exported with."""
-    import mindspore as ms
-    import mindspore.nn as nn
-
-    from src.export_model import mindir_input_shape
-    from src.generate import run_batched
-
-    batch_size = batch_size or mindir_input_shape(mindir_file)[0]
-    graph = nn.GraphCell(ms.load(mindir_file))
-    outputs = run_batched(lambda x: graph(ms.Tensor(x)).asnumpy(), np.asarray(images, np.float32), batch_size)
-    return outputs.reshape(len(outputs), -1)

@@ -4,7 +4,7 @@
 // The function signatures, enum values and the threadpool interface below restate those of oneDNN's public headers
 // (oneapi/dnnl/dnnl.h, dnnl_types.h, dnnl_threadpool.h, dnnl_threadpool_iface.hpp; Copyright Intel Corporation,
 // Apache License 2.0, https://www.apache.org/licenses/LICENSE-2.0). oneDNN keeps its C API and these values stable
-// within a major version; tests/test_custom_ops.py checks them against the loaded library (dnnl_version and
+// within a major version; tests/test_cpu_kernels.py checks them against the loaded library (dnnl_version and
 // dnnl_*2str) and every result against MindSpore's own convolutions.
 #pragma once
 #include <cstddef>

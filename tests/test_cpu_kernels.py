@@ -1,4 +1,4 @@
-"""The oneDNN custom ops (src/custom_ops, src/fast_layers.py Dnnl*) compute what the plain layers compute: the
+"""The oneDNN custom ops (src/cpu/kernels, src/cpu/fast_layers.py Dnnl*) compute what the plain layers compute: the
 convolutions match nn.Conv2d / nn.Conv2dTranspose (outputs, input and weight gradients within 1e-4 of the largest
 value), the activations nn.LeakyReLU / nn.ReLU (outputs and input gradients)."""
 import ctypes
@@ -13,8 +13,9 @@ import mindspore as ms
 import mindspore.nn as nn
 import mindspore.ops as ops
 
-from src import custom_ops
-from src.fast_layers import DnnlConv2d, DnnlConv2dTranspose, DnnlLeakyReLU, DnnlReLU
+from src.cpu import kernels
+from src.cpu.kernels import self_check
+from src.cpu.fast_layers import DnnlConv2d, DnnlConv2dTranspose, DnnlLeakyReLU, DnnlReLU
 from tests.test_fast_layers import compare
 
 ms.set_context(mode=ms.GRAPH_MODE)
@@ -24,18 +25,46 @@ needs_kernels = pytest.mark.skipif(shutil.which("g++") is None, reason="no g++: 
 
 @needs_kernels
 def test_kernels_build_against_mindspores_onednn():
-    path = custom_ops.library()
-    assert path is not None
-    major, _, _, runtime = custom_ops.dnnl_version()
-    assert (major, runtime) == (3, custom_ops.ONEDNN_THREADPOOL_RUNTIME)
-    # The enum values src/custom_ops/dnnl_api.h restates, as the loaded oneDNN names them.
-    so = ctypes.CDLL(path)
-    so.DnnlConvTagName.restype = so.DnnlConvPropName.restype = ctypes.c_char_p
-    assert so.DnnlConvTagName(1) == b"any" and so.DnnlConvTagName(5) == b"abcd"
-    assert [so.DnnlConvPropName(v) for v in (64, 160, 192)] == \
-           [b"forward_training", b"backward_data", b"backward_weights"]
-    so.DnnlAlgName.restype = ctypes.c_char_p
-    assert so.DnnlConvTagName(2) == b"a" and so.DnnlAlgName(0x100) == b"eltwise_relu_use_dst_for_bwd"
+    path = kernels.library()
+    assert path is not None and os.path.exists(path + kernels.CHECKED)
+    major, _, _, runtime = kernels.dnnl_version()
+    assert (major, runtime) == (self_check.ONEDNN_MAJOR, self_check.ONEDNN_THREADPOOL_RUNTIME)
+    # What src/cpu/kernels/dnnl_api.h restates, against the loaded oneDNN, and each kernel against numpy.
+    assert self_check.abi_problem(ctypes.CDLL(path)) is None
+    assert self_check.main(path) == 0
+
+
+@needs_kernels
+def test_the_load_check_names_a_constant_the_loaded_onednn_disagrees_with(monkeypatch):
+    monkeypatch.setattr(self_check, "ENUMS", self_check.ENUMS + (("DnnlConvTagName", 5, b"nchw"),))
+    problem = self_check.abi_problem(ctypes.CDLL(kernels.library()))
+    assert "value 0x5" in problem and "b'abcd'" in problem and "b'nchw'" in problem
+
+
+@needs_kernels
+def test_a_library_that_fails_its_check_is_not_used(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(kernels, "_result", {})
+    monkeypatch.setattr(kernels, "cache_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(kernels, "_self_check", lambda target: "LeakyReLU differs from numpy")
+    with caplog.at_level("WARNING", logger=kernels.__name__):
+        assert kernels.library(announce=lambda line: None) is None
+    assert len(caplog.records) == 1 and "failed their check: LeakyReLU differs" in caplog.records[0].getMessage()
+    assert not [n for d in os.listdir(tmp_path) for n in os.listdir(tmp_path / d) if n.endswith(kernels.CHECKED)]
+
+
+def test_the_compiler_is_cxx_first_then_gpp_then_clang(tmp_path, monkeypatch):
+    fake = tmp_path / "my-c++"
+    fake.write_text("#!/bin/sh\necho 'my c++ 1.0'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    assert kernels.compiler() == (str(fake), "my c++ 1.0\n")
+    monkeypatch.setenv("CXX", str(tmp_path / "missing"))
+    found = {name: f"/usr/bin/{name}" for name in ("clang++",)}
+    monkeypatch.setattr(kernels.shutil, "which", lambda name: found.get(name))
+    monkeypatch.setattr(kernels.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0, "clang 16"))
+    assert kernels.compiler() == ("/usr/bin/clang++", "clang 16")
+    found.clear()
+    assert kernels.compiler() == (None, f"no C++ compiler on PATH (tried {tmp_path / 'missing'}, g++, clang++)")
 
 
 @needs_kernels
@@ -46,7 +75,7 @@ def test_kernel_threads_follow_dcgan_cpu_threads(setting, expected):
     env = {k: v for k, v in os.environ.items() if k != "DCGAN_CPU_THREADS"}
     if setting is not None:
         env["DCGAN_CPU_THREADS"] = setting
-    script = f"import ctypes; print(ctypes.CDLL({custom_ops.library()!r}).DnnlKernelThreads())"
+    script = f"import ctypes; print(ctypes.CDLL({kernels.library()!r}).DnnlKernelThreads())"
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert int(done.stdout) == (expected or len(os.sched_getaffinity(0))), done.stderr
 
@@ -121,7 +150,7 @@ def test_other_slopes_keep_the_plain_leaky_relu():
 
 
 def test_without_the_library_the_layers_are_the_plain_ones(monkeypatch):
-    monkeypatch.setitem(custom_ops._result, "path", None)
+    monkeypatch.setitem(kernels._result, "path", None)
     conv, transposed = DnnlConv2d(16, 32, 4, 2, 1), DnnlConv2dTranspose(32, 16, 4, 2, 1)
     assert not conv.dnnl and not transposed.dnnl and not DnnlLeakyReLU(0.2).dnnl and not DnnlReLU().dnnl
     compare(conv, nn.Conv2d(16, 32, 4, 2, pad_mode="pad", padding=1, has_bias=False), (2, 16, 8, 8), seed=5)
@@ -130,13 +159,14 @@ def test_without_the_library_the_layers_are_the_plain_ones(monkeypatch):
 
 
 def test_a_failed_build_falls_back_with_one_log_line(monkeypatch, caplog):
-    monkeypatch.setattr(custom_ops, "_result", {})
-    monkeypatch.setattr(custom_ops.shutil, "which", lambda name: None)
-    with caplog.at_level("WARNING", logger=custom_ops.__name__):
-        assert custom_ops.library() is None
-        assert custom_ops.library() is None
-    assert [r.getMessage() for r in caplog.records] == [
-        "fast CPU convolutions unavailable (no C++ compiler (g++) on PATH): using MindSpore's convolutions"]
+    monkeypatch.setattr(kernels, "_result", {})
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(kernels.shutil, "which", lambda name: None)
+    with caplog.at_level("WARNING", logger=kernels.__name__):
+        assert kernels.library() is None
+        assert kernels.library() is None
+    assert [r.getMessage() for r in caplog.records] == ["fast CPU convolutions unavailable (no C++ compiler on PATH "
+                                                        "(tried g++, clang++)): using MindSpore's convolutions"]
 
 
 @needs_kernels
@@ -147,7 +177,7 @@ def test_equal_at_onednns_full_instruction_set():
         "import mindspore as ms, mindspore.nn as nn\n"
         "ms.set_context(mode=ms.GRAPH_MODE)\n"
         "from tests.test_fast_layers import compare\n"
-        "from src.fast_layers import DnnlConv2d, DnnlConv2dTranspose\n"
+        "from src.cpu.fast_layers import DnnlConv2d, DnnlConv2dTranspose\n"
         "a, b = DnnlConv2d(32, 64, 4, 2, 1), DnnlConv2dTranspose(64, 32, 4, 2, 1)\n"
         "assert a.dnnl and b.dnnl\n"
         "for shape, seed in (((8, 32, 16, 16), 7), ((8, 32, 8, 8), 9)):  # direct, then the matrix product\n"

@@ -97,7 +97,7 @@ class FeatureModel:
         import mindspore as ms
         import mindspore.nn as nn
 
-        from src.export_model import mindir_input_shape
+        from src.outputs.export_model import mindir_input_shape
         shape = mindir_input_shape(path)
         if len(shape) != 4:
             raise UserError(f"feature model {path} takes input of shape {shape}; expected (B, C, H, W)")
@@ -106,7 +106,7 @@ class FeatureModel:
         self._forward = lambda x: graph(ms.Tensor(x)).asnumpy()
 
     def features(self, images):
-        from src.generate import run_batched
+        from src.outputs.generate import run_batched
 
         images = np.asarray(images, np.float32)
         height, width = self.height or images.shape[2], self.width or images.shape[3]

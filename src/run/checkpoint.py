@@ -16,8 +16,8 @@ import re
 
 import mindspore as ms
 
-from src import run_dir as rundir
-from src.device import captured_stderr
+from src.run import directory as rundir
+from src.cpu.device import captured_stderr
 from src.errors import UserError
 
 CKPT_DIR = rundir.CKPT_DIR

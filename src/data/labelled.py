@@ -3,7 +3,7 @@
 `load_splits(name, data_path, image_size, nc)` returns ({"train": (x, y), "test": (x, y)}, note): x float32
 (N, nc, S, S) in [-1, 1], exactly what train.py feeds D (the same MindSpore readers and transform list as
 src/dataset.py), y int64 class labels. CIFAR-10 and MNIST use their official train/test files when both are there,
-and digits the fixed hold-out that training leaves out too (src/dataset.py's digits_split, DIGITS_SPLIT_SEED, never
+and digits the fixed hold-out that training leaves out too (src/data/readers.py's digits_split, DIGITS_SPLIT_SEED, never
 the seed given here), so the test images are ones D never saw. A class-folder dataset, or a CIFAR-10/MNIST directory
 holding only one of the splits, is split here, stratified and seeded. `note` says which split was used.
 """
@@ -11,11 +11,15 @@ import os
 
 import numpy as np
 
-from src import dataset as data
+from src.data.options import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION
+from src.data.readers import MNIST_FILES, cifar10_batches, digits_arrays, digits_split, existing_dir, image_subdirs, \
+    open_reader
+from src.data.source import Request, mindspore_dataset, mindspore_reason
+from src.data.transforms import pixel_transforms
 from src.errors import UserError
 
 NAMES = ("cifar10", "mnist", "folder", "digits")
-TEST_FRACTION = data.DIGITS_TEST_FRACTION  # of a dataset without an official test split (as for digits)
+TEST_FRACTION = DIGITS_TEST_FRACTION  # of a dataset without an official test split (as for digits)
 READ_BATCH = 256
 
 
@@ -23,7 +27,7 @@ def _read(source, reader, image_size, nc, name, root=None):
     """All (image, label) rows of a MindSpore dataset, in order, through the training transforms."""
     root = root or reader.root
     workers = min(2, os.cpu_count() or 1)
-    operations = reader.first_ops + data._transforms(image_size, reader.source_nc, nc)
+    operations = reader.first_ops + pixel_transforms(image_size, reader.source_nc, nc)
     pipeline = source.project(["image", "label"]).map(operations=operations, input_columns="image",
                                                       num_parallel_workers=workers)
     images, labels = [], []
@@ -32,7 +36,7 @@ def _read(source, reader, image_size, nc, name, root=None):
             images.append(image)
             labels.append(label)
     except RuntimeError as error:
-        raise UserError(f"cannot read {name} data in {root}: {data._mindspore_reason(error)}") from None
+        raise UserError(f"cannot read {name} data in {root}: {mindspore_reason(error)}") from None
     if not images:
         raise UserError(f"{name} in {root} has no images")
     return np.concatenate(images).astype(np.float32), np.concatenate(labels).astype(np.int64)
@@ -55,13 +59,14 @@ def _split(images, labels, seed, test_fraction=TEST_FRACTION):
 
 
 def _digits(image_size, nc):
-    reader = data._digits(None)  # all 1,797 images, in load_digits order
-    _, labels = data.digits_arrays()
-    label_ds = data._ms()[0].NumpySlicesDataset(labels, column_names=["label"], shuffle=False)
+    # All 1,797 images, in load_digits order.
+    reader = open_reader("digits", Request(None, image_size, nc, 0, 1, None, "all"))
+    _, labels = digits_arrays()
+    label_ds = mindspore_dataset()[0].NumpySlicesDataset(labels, column_names=["label"], shuffle=False)
     images, _ = _read(reader.open(shuffle=False).zip(label_ds), reader, image_size, nc, "digits", "scikit-learn")
-    splits = {part: (images[index], labels[index]) for part, index in data.digits_split(labels).items()}
+    splits = {part: (images[index], labels[index]) for part, index in digits_split(labels).items()}
     note = (f"digits: the fixed stratified {1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} train/test split "
-            f"(seed {data.DIGITS_SPLIT_SEED}) that training holds out too")
+            f"(seed {DIGITS_SPLIT_SEED}) that training holds out too")
     return splits, note
 
 
@@ -81,22 +86,22 @@ def load_splits(name, data_path, image_size=32, nc=3, seed=0):
         raise UserError(f"verify reads labelled datasets: one of {', '.join(NAMES)}, not '{name}'")
     if name == "digits":
         return _digits(image_size, nc)
-    path = data._existing_dir(data_path, name)
-    request = data._Request(path, image_size, nc, seed, 1, None, "all")  # reader.open(): every image on disk
-    ds, _ = data._ms()
+    path = existing_dir(data_path, name)
+    request = Request(path, image_size, nc, seed, 1, None, "all")  # reader.open(): every image on disk
+    ds, _ = mindspore_dataset()
     if name == "cifar10":
-        reader = data._cifar10(request)  # validates the batch files
-        batches = data._cifar10_batches(reader.root)
+        reader = open_reader("cifar10", request)  # validates the batch files
+        batches = cifar10_batches(reader.root)
         has_split = "test_batch.bin" in batches and any(b.startswith("data_batch") for b in batches)
         return _official_or_split(name, lambda usage: ds.Cifar10Dataset(reader.root, usage=usage, shuffle=False),
                                   has_split, reader, image_size, nc, seed)
     if name == "mnist":
-        reader = data._mnist(request)  # validates the idx files
-        has_split = all(os.path.isfile(os.path.join(path, f)) for pair in data.MNIST_FILES for f in pair)
+        reader = open_reader("mnist", request)  # validates the idx files
+        has_split = all(os.path.isfile(os.path.join(path, f)) for pair in MNIST_FILES for f in pair)
         return _official_or_split(name, lambda usage: ds.MnistDataset(path, usage=usage, shuffle=False),
                                   has_split, reader, image_size, nc, seed)
-    if not data._image_subdirs(path):
+    if not image_subdirs(path):
         raise UserError(f"verify needs labelled images: class sub-folders of images in {path} "
                         "(the folder name is the label)")
-    reader = data._image_folder(request)
+    reader = open_reader("folder", request)
     return _official_or_split(name, None, False, reader, image_size, nc, seed)

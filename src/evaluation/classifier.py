@@ -13,7 +13,7 @@ and Dense(64 -> classes). The features are standardised per dimension by their m
 images (stored with the checkpoint), so that the kernel distance, which is not scale-invariant, sees values of
 order 1 on every dataset, and the Fréchet distance is in units of the features' spread. A 2x2 stride-2 convolution
 reads disjoint patches, so it is written as a reshape and one matrix product: it runs at full speed on any CPU
-(MindSpore's NCHW Conv2d takes oneDNN's slow reference path on AVX-512 CPUs unless src/device.py caps the
+(MindSpore's NCHW Conv2d takes oneDNN's slow reference path on AVX-512 CPUs unless src/cpu/device.py caps the
 instruction set, which training with the project's own kernels does not) and on GPU/Ascend alike.
 
 Training: Adam (lr 1e-3), batches of 64, cross-entropy; weights drawn from a NumPy generator seeded by `seed` and
@@ -131,7 +131,7 @@ class Classifier:
     def _run(self, forward, images):
         import mindspore as ms
 
-        from src.generate import run_batched
+        from src.outputs.generate import run_batched
         images = np.asarray(images, np.float32)
         batch = min(FEATURE_BATCH, len(images))
         return run_batched(lambda x: forward(ms.Tensor(x)).asnumpy(), images, batch)

@@ -1,16 +1,16 @@
 """Faster CPU versions of the DCGAN convolutions and activations: same parameters, same results, cheaper kernels.
 
 Each class subclasses the plain layer it replaces (nn.Conv2d / nn.Conv2dTranspose / nn.LeakyReLU / nn.ReLU), so a
-convolution holds the same `weight` Parameter (shape and name): checkpoints load either way, and src/init.py
-initialises it like the plain layer. Only `construct` differs. tests/test_fast_layers.py and tests/test_custom_ops.py
+convolution holds the same `weight` Parameter (shape and name): checkpoints load either way, and src/weight_init.py
+initialises it like the plain layer. Only `construct` differs. tests/test_fast_layers.py and tests/test_cpu_kernels.py
 check outputs and gradients against the plain layers.
 
-Why (MindSpore 2.10 CPU, oneDNN capped at AVX2 by src/device.py; measured with ONEDNN_VERBOSE=1, see
+Why (MindSpore 2.10 CPU, oneDNN capped at AVX2 by src/cpu/device.py; measured with ONEDNN_VERBOSE=1, see
 bench/RESULTS.md): MindSpore hands oneDNN plain NCHW tensors, and oneDNN runs a convolution whose kernel covers the
 whole input (D's last 512 -> 1 layer, 4x4 valid on 4x4) and the 1x1 -> 4x4 first layer of G through slow generic
 code paths (`ref:any` for D's head, forward and both gradients). Both are plain matrix products and run as MatMul.
 All other convolutions of G and D run as oneDNN custom ops on blocked layouts (DnnlConv2d, DnnlConv2dTranspose
-below, src/custom_ops): those are what let oneDNN run at its full instruction set (AVX-512). LeakyReLU and ReLU
+below, src/cpu/kernels): those are what let oneDNN run at its full instruction set (AVX-512). LeakyReLU and ReLU
 run on oneDNN's eltwise kernel (DnnlLeakyReLU, DnnlReLU): MindSpore's LeakyReLU gradient is a chain of slow kernels.
 """
 import mindspore.nn as nn
@@ -58,10 +58,10 @@ class FullConv2d(nn.Conv2d):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Convolutions on oneDNN's own blocked layouts (src/custom_ops/dnnl_conv.cc, an ops.Custom "aot" kernel).
+# Convolutions on oneDNN's own blocked layouts (src/cpu/kernels/dnnl_conv.cc, an ops.Custom "aot" kernel).
 #
 # MindSpore's CPU convolutions give oneDNN plain NCHW tensors, which at oneDNN's default instruction set run a
-# reference kernel; so src/device.py caps oneDNN at AVX2, which halves an AVX-512 CPU's peak. The kernels below let
+# reference kernel; so src/cpu/device.py caps oneDNN at AVX2, which halves an AVX-512 CPU's peak. The kernels below let
 # oneDNN pick its blocked layouts (jit:avx512_core, as PyTorch does) and reorder from/to NCHW themselves; with every
 # convolution of G and D on them, the AVX2 cap can go. Three kernels cover Conv2d and Conv2dTranspose forward and
 # backward: ConvFwd(x, w) -> y, ConvBwdData(dy, w) -> dx, ConvBwdWeights(x, dy) -> dw, with w in Conv2d's OIHW layout
@@ -69,8 +69,8 @@ class FullConv2d(nn.Conv2d):
 
 def _dnnl_kernels(stride, padding, kernel_size):
     """(forward, backward-data, backward-weights) Custom ops for one stride/padding, or None without the library."""
-    from src import custom_ops
-    library = custom_ops.library()
+    from src.cpu import kernels
+    library = kernels.library()
     if library is None or (stride, padding) not in DNNL_STRIDE_PADDING:
         return None
     suffix = f"_s{stride}p{padding}"
@@ -155,7 +155,7 @@ class DnnlConv2dTranspose(nn.Conv2dTranspose):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Activations on oneDNN's eltwise kernel (src/custom_ops/dnnl_eltwise.cc). MindSpore's LeakyReLU is
+# Activations on oneDNN's eltwise kernel (src/cpu/kernels/dnnl_eltwise.cc). MindSpore's LeakyReLU is
 # maximum(alpha * x, x), whose CPU gradient is a chain of compare/select/divide kernels (~4x the time of the fused
 # kernel pair below). ReLU too, so that G and D use the same kernels.
 
@@ -164,8 +164,8 @@ DNNL_ACTIVATION_SLOPES = {0.0: "a0", 0.2: "a20"}  # the negative slopes dnnl_elt
 
 def _dnnl_activation(alpha):
     """A Custom op computing LeakyReLU(alpha) (ReLU for 0) with its gradient, or None."""
-    from src import custom_ops
-    library = custom_ops.library()
+    from src.cpu import kernels
+    library = kernels.library()
     suffix = DNNL_ACTIVATION_SLOPES.get(float(alpha))
     if library is None or suffix is None:
         return None

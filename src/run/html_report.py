@@ -1,4 +1,4 @@
-"""The run report: one HTML page that explains a run directory (see src/run_dir.py for its layout).
+"""The run report: one HTML page that explains a run directory (see src/run/directory.py for its layout).
 
 `render_report(run_dir)` writes
   RUN_DIR/index.html            the page: config, data, device, throughput and time, curves, grids, checkpoints,
@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from PIL import Image, ImageDraw, ImageFont
 
-from src import run_dir as rundir
+from src.run import directory as rundir
 from src.errors import UserError
 
 REPORT_DIR = "report"
@@ -409,7 +409,8 @@ def write_real_vs_fake(real_path, latest, path):
     """Real samples and the newest fake grid side by side, at the same height, each with a caption."""
     step, fake_path = latest
     panels = []
-    for image_path, label in ((real_path, "real"), (fake_path, f"fake (step {step})" if step is not None else "fake (latest)")):
+    fake_label = f"fake (step {step})" if step is not None else "fake (latest)"
+    for image_path, label in ((real_path, "real"), (fake_path, fake_label)):
         with Image.open(image_path) as image:
             image = image.convert("RGB")
         height = min(PANEL_MAX_HEIGHT, max(image.height, 256))
@@ -490,10 +491,9 @@ def _status(run):
 
 
 def world_size(cfg):
-    for key in ("world_size", "rank_size", "device_num"):
-        if isinstance(cfg.get(key), int) and cfg[key] > 0:
-            return cfg[key]
-    return 1
+    """Data-parallel workers of the run (the trainer records world_size in config.json)."""
+    size = cfg.get("world_size")
+    return size if isinstance(size, int) and size > 0 else 1
 
 
 def throughput(metrics):

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from src.errors import UserError
-from src.visuals import save_grid, to_uint8
+from src.outputs.visuals import save_grid, to_uint8
 
 FORMATS = ("grid", "png", "npz")
 GRID_IMAGES = 64

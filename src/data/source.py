@@ -1,0 +1,67 @@
+"""A validated image source: what each reader in src/data/readers.py returns, and the MindSpore helpers every
+pipeline over one uses. MindSpore is imported on first use only (see src/dataset.py)."""
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from src.data.bad_files import Decoder
+from src.data.options import NO_SPLIT
+from src.errors import UserError
+
+
+@dataclass
+class Request:
+    """What a builder needs to know besides the sampler options."""
+    path: Optional[str]
+    image_size: int
+    nc: Optional[int]
+    seed: int
+    batch_size: int
+    fake_size: Optional[int]
+    split: str = "train"  # one of SPLITS
+
+
+@dataclass
+class Reader:
+    """A validated source. open(**sampler options) creates the MindSpore dataset; it has an "image" column."""
+    open: Callable
+    source_nc: int
+    encoded: Optional[str] = None  # how the "image" column holds undecoded files (see Decoder); None: pixels
+    root: Optional[str] = None
+    label: str = "label"  # for encoded readers: the reader's other column (reused to mark the top-up pass)
+    locate: Optional[Callable] = None  # for encoded="bytes": [(size, sha1)] -> {(size, sha1): path} (see BadFiles)
+    split: str = NO_SPLIT  # which split open() reads (DatasetInfo.split)
+
+    @property
+    def first_ops(self):
+        """The ops that turn the "image" column into uint8 HWC pixels, raising on a bad file (for readers that
+        must see every image, like src/data/labelled.py; training skips bad files instead, see create_dataset)."""
+        return [Decoder(self.encoded)] if self.encoded else []
+
+
+def mindspore_dataset():
+    """mindspore.dataset and its vision ops, imported on first use (see the module docstring)."""
+    import mindspore.dataset as ds
+    import mindspore.dataset.vision as vision
+    return ds, vision
+
+
+def mindspore_reason(error):
+    """The one useful line of a MindSpore pipeline error (they run to dozens of lines): for an error raised by
+    Python code in the pipeline (e.g. Decoder), that exception's message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if any(line.startswith("- Python Call Stack") for line in lines):
+        raised = [line for line in lines if line.split(":")[0].endswith(("Error", "Exception")) and ": " in line]
+        if raised:
+            return raised[-1].split(": ", 1)[1]
+    for line in lines:
+        if line.startswith("[ERROR]"):
+            return line[len("[ERROR]"):].strip()
+    return lines[0] if lines else type(error).__name__
+
+
+def count_images(dataset, name, path):
+    """Images a reader will yield, from file headers and directory listings (no decoding)."""
+    try:
+        return dataset.get_dataset_size()
+    except RuntimeError as error:
+        raise UserError(f"cannot read {name} data in {path}: {mindspore_reason(error)}") from None

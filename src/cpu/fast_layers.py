@@ -103,15 +103,21 @@ def _dnnl_applicable(layer):
             and tuple(layer.dilation) == (1, 1) and layer.group == 1 and not layer.has_bias)
 
 
+def _kernels_for(layer, stride, padding, kernel_size):
+    """The oneDNN kernels for a plain conv layer just built, or None; sets layer.dnnl to say which it runs."""
+    kernels = _dnnl_kernels(stride, padding, kernel_size) if _dnnl_applicable(layer) else None
+    layer.dnnl = kernels is not None
+    return kernels
+
+
 class DnnlConv2d(nn.Conv2d):
     """nn.Conv2d (no bias) computed by oneDNN on blocked layouts; the plain layer's computation if unavailable."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding):
         super().__init__(in_channels, out_channels, kernel_size, stride, pad_mode="pad", padding=padding,
                          has_bias=False)
-        kernels = _dnnl_kernels(stride, padding, kernel_size) if _dnnl_applicable(self) else None
-        self.dnnl = kernels is not None
-        if self.dnnl:
+        kernels = _kernels_for(self, stride, padding, kernel_size)
+        if kernels:
             fwd, bwd_data, bwd_weights = kernels
 
             # The input gradient's size from x itself: (H + 2p - k) // s + 1 forgets H's remainder.
@@ -137,9 +143,8 @@ class DnnlConv2dTranspose(nn.Conv2dTranspose):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding):
         super().__init__(in_channels, out_channels, kernel_size, stride, pad_mode="pad", padding=padding,
                          has_bias=False)
-        kernels = _dnnl_kernels(stride, padding, kernel_size) if _dnnl_applicable(self) else None
-        self.dnnl = kernels is not None
-        if self.dnnl:
+        kernels = _kernels_for(self, stride, padding, kernel_size)
+        if kernels:
             fwd, bwd_data, bwd_weights = kernels
 
             def bprop(x, w, out, dout):

@@ -2,13 +2,19 @@
 
 python eval.py --ckpt_file CKPT_OR_RUN_DIR --output_path DIR [--num_images N] [--seed S] [--format grid|png|npz]
                [--interpolate K] [--batch_size B] [--device_target CPU|GPU|Ascend]
+               [--numbered] [--arithmetic "A - B + C"] [--nearest K --dataset NAME [--data_path PATH]]
 writes DIR/generate.png (a grid), plus DIR/images/*.png (png) or DIR/images.npz (npz: uint8 N,H,W,C), and with
 --interpolate K DIR/interpolate.png (K latent walks). See src/outputs/generate.py.
+The paper's analyses (src/analysis/): --numbered writes numbered.png and numbered_z.npz; --arithmetic, on those z,
+arithmetic.png; --nearest K nearest.png and nearest.json (each sample's K nearest training images).
 """
 import sys
 
 from src.cli import ArgumentParser, command
 from src.config import DEVICE_TARGETS
+from src.analysis.arithmetic import parse_expression
+from src.data import DATASETS
+from src.errors import UserError
 from src.outputs.generate import FORMATS, INTERPOLATION_STEPS, check_options
 
 
@@ -26,10 +32,26 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, default=128, help="images per forward pass")
     p.add_argument("--device_target", choices=DEVICE_TARGETS, default="CPU")
     p.add_argument("--device_id", type=int, default=0)
+    p.add_argument("--numbered", action="store_true",
+                   help="also write numbered.png (each sample's index drawn on it) and numbered_z.npz (their z)")
+    p.add_argument("--arithmetic", default=None, metavar='"A - B + C"',
+                   help="write arithmetic.png: latent arithmetic on samples of numbered.png in --output_path; "
+                        "each term a comma-separated list of sample indices whose z are averaged")
+    p.add_argument("--nearest", type=int, default=0, metavar="K",
+                   help="write nearest.png / nearest.json: each sample's K nearest training images (pixel and "
+                        "D-feature distance), against the test set's as the reference; needs --dataset")
+    p.add_argument("--dataset", choices=DATASETS, default=None, help="the training data, for --nearest")
+    p.add_argument("--data_path", default=None, help="dataset location, for --nearest (not for built-in ones)")
     add_which_argument(p)
     add_arch_arguments(p, ("G",))
     args = p.parse_args(argv)
     check_options(args.num_images, args.batch_size, args.format, args.interpolate)
+    if args.arithmetic is not None:
+        parse_expression(args.arithmetic)  # a malformed expression fails before any network is loaded
+    if args.nearest < 0:
+        raise UserError(f"--nearest must be a number of neighbours (at least 1), not {args.nearest}")
+    if args.nearest and not args.dataset:
+        raise UserError("--nearest needs --dataset (and --data_path unless it is built in): the training data")
     return args
 
 
@@ -49,8 +71,25 @@ def main(argv=None):
                        batch_size=args.batch_size, interpolate=args.interpolate)
     print(f"generator {ckpt_file} ({arch['image_size']} px, nz {arch['nz']}, ngf {arch['ngf']}, "
           f"nc {arch['nc']}): {args.num_images} images, seed {args.seed}")
+    written += analyses(args, netG, arch, ckpt_file)
     for path in written:
         print(f"wrote {path}")
+
+
+def analyses(args, netG, arch, ckpt_file):
+    """--numbered, --arithmetic, --nearest (src/analysis/commands.py). Returns the paths written."""
+    from src.analysis import commands
+
+    written = []
+    if args.numbered:
+        written += commands.numbered(netG, arch, args.output_path, args.num_images, args.seed, args.batch_size,
+                                     ckpt_file)
+    if args.arithmetic is not None:
+        written += commands.arithmetic(netG, arch, args.output_path, args.arithmetic, args.seed)
+    if args.nearest:
+        written += commands.nearest(netG, arch, ckpt_file, args.nearest, args.dataset, args.data_path,
+                                    args.output_path, args.num_images, args.seed, args.batch_size)
+    return written
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ python verify.py --ckpt_file CKPT_OR_RUN_DIR --dataset cifar10|mnist|folder|digi
 prints one JSON line: "accuracy" (trained D features) and "baselines" (the same D untrained, raw pixels) on the
 same split, with the chosen C, feature sizes and Fréchet distances; the same line is written to DIR/verify.json
 (default DIR: the checkpoint's run directory). See src/evaluation/representation.py for the protocol.
+
+python verify.py --ckpt_file CKPT_OR_RUN_DIR --visualize [--channels 0,1,2,3,4,5] [--top 4] [--dataset ...]
+writes DIR/guided_backprop.png instead: for each channel of D's last stage, the real test images that excite it
+most and their guided-backpropagation maps, next to the same for an untrained D (src/analysis/guided_backprop.py).
 """
 import json
 import os
@@ -37,8 +41,19 @@ def parse_args(argv=None):
                    help="SVMs fitted at once, in worker processes (default: one per CPU); 1: all in this process")
     p.add_argument("--device_target", choices=DEVICE_TARGETS, default="CPU")
     p.add_argument("--device_id", type=int, default=0)
+    p.add_argument("--visualize", action="store_true",
+                   help="instead of the SVM test, write guided_backprop.png: what D's last-stage channels respond "
+                        "to (guided backpropagation), trained D against untrained D")
+    p.add_argument("--channels", default="0,1,2,3,4,5",
+                   help="--visualize: the last-stage channels shown (comma-separated; default: the first 6)")
+    p.add_argument("--top", type=int, default=4, help="--visualize: top-activating images shown per channel")
     add_arch_arguments(p, ("D",))
     args = p.parse_args(argv)
+    if args.visualize:
+        from src.analysis.commands import parse_channels
+        args.channels = parse_channels(args.channels)
+        if args.top < 1:
+            raise UserError(f"--top must be at least 1, not {args.top}")
     if args.dataset != "digits" and not args.data_path:
         raise UserError(f"dataset '{args.dataset}' needs --data_path")
     if args.batch_size < 1:
@@ -58,6 +73,8 @@ def main(argv=None):
     from src.run import trained
     from src.evaluation import representation
 
+    if args.visualize:
+        return visualize(args)
     report = representation.run(args.ckpt_file, args.dataset, args.data_path, num_labels=args.num_labels,
                                 classifier=args.classifier, seed=args.seed, batch_size=args.batch_size,
                                 overrides=trained.overrides_from(args, "D"), jobs=args.jobs)
@@ -69,6 +86,23 @@ def main(argv=None):
     with open(report["output"], "w") as f:
         f.write(line + "\n")
     print(line)
+
+
+def visualize(args):
+    """verify.py --visualize: guided_backprop.png in --output_path (default: the run directory)."""
+    from src.analysis import commands
+    from src.data.labelled import load_splits
+    from src.run import trained
+
+    netD, arch, ckpt_file = trained.load(args.ckpt_file, "D", trained.overrides_from(args, "D"))
+    splits, note = load_splits(args.dataset, args.data_path, arch["image_size"], arch["nc"], args.seed)
+    folder = args.output_path or trained.run_dir_of(ckpt_file) or os.path.dirname(os.path.abspath(ckpt_file))
+    os.makedirs(folder, exist_ok=True)
+    path = commands.guided(netD, arch, splits["test"][0], folder, args.channels, args.top, args.seed,
+                           args.batch_size)
+    print(f"discriminator {ckpt_file}: channels {','.join(map(str, args.channels))} of the last stage, top "
+          f"{args.top} of {len(splits['test'][0])} test images ({note})")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import html
 import json
 import math
 import os
+import pathlib
 import re
 import statistics
 import warnings
@@ -27,8 +28,9 @@ from urllib.parse import quote
 
 from PIL import Image, ImageDraw, ImageFont
 
-from src.run import directory as rundir
 from src.errors import UserError
+from src.files import write_atomically
+from src.run import directory as rundir
 
 REPORT_DIR = "report"
 INDEX_FILE = "index.html"
@@ -74,7 +76,8 @@ def render_report(run_dir):
         figures["real_vs_fake"] = _attempt("real-vs-fake image", problems, write_real_vs_fake, run["real"],
                                            run["latest"], os.path.join(out_dir, REAL_VS_FAKE_FILE))
     index = os.path.join(run_dir, INDEX_FILE)
-    _atomic_write(index, lambda tmp: _write_text(tmp, build_html(run, figures, problems)))
+    page = build_html(run, figures, problems)
+    _atomic_write(index, lambda tmp: pathlib.Path(tmp).write_text(page, encoding="utf-8"))
     return index
 
 
@@ -89,22 +92,11 @@ def _attempt(what, problems, render, *args):
 
 
 def _atomic_write(path, write):
-    """Call write(tmp) on a temporary name in the same directory, then rename it over `path`."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    """write_atomically, with a failure as one line (a full disk must not end training with a traceback)."""
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        return write_atomically(path, write)
     except OSError as error:
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
-def _write_text(path, text):
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -451,6 +443,7 @@ def build_html(run, figures, problems):
     body += _samples_section(run, figures)
     body += _epoch_section(run)
     body += _checkpoint_section(run)
+    body += _analysis_section(run)
     body += _eval_section(run)
     body += ["<h2>Configuration</h2>", "<p class=\"note\">config.json, as the run resolved it.</p>",
              _table([(k, format_value(cfg[k])) for k in sorted(cfg)], ("key", "value"))]
@@ -629,8 +622,51 @@ def _checkpoint_section(run):
     return section + [f"<p class=\"note\">in ckpt/</p><table><tr><th>file</th><th>size</th></tr>{rows}</table>"]
 
 
+# The paper's analyses (src/analysis/): shown in their own section, in this order, with what they show.
+ANALYSES = {
+    "arithmetic.png": "Vector arithmetic (eval.py --arithmetic): each term's exemplars, the image of their mean z "
+                      "and their mean image; the result G(mean A - mean B + mean C) with noisy neighbours, and the "
+                      "same arithmetic on pixels.",
+    "nearest.png": "Memorisation check (eval.py --nearest): each generated sample, then its nearest training "
+                   "images by pixel L2 and by D features. Copies are marked COPY.",
+    "guided_backprop.png": "What D responds to (verify.py --visualize): for D's last-stage channels, the test "
+                           "images that excite each most and their guided-backpropagation maps; trained D left, "
+                           "untrained D right.",
+    "numbered.png": "Numbered samples (eval.py --numbered): pick exemplars for --arithmetic by their index.",
+}
+NEAREST_JSON = "nearest.json"
+
+
+def _is_analysis(path):
+    return os.path.basename(path) in ANALYSES or os.path.basename(path) == NEAREST_JSON
+
+
+def _analysis_section(run):
+    found = run["eval"]
+    figures = sorted((p for p in found["figures"] if os.path.basename(p) in ANALYSES),
+                     key=lambda p: (list(ANALYSES).index(os.path.basename(p)), p))
+    nearest = [(p, rows) for p, rows in found["results"] if os.path.basename(p) == NEAREST_JSON]
+    if not figures and not nearest:
+        return []
+    section = ["<h2>Analyses</h2>"]
+    for path in figures:
+        name = os.path.relpath(path, run["dir"])
+        section.append(f"<figure>{_img(run, path, name, 'grid')}<figcaption>{_e(name)}: "
+                       f"{_e(ANALYSES[os.path.basename(path)])}</figcaption></figure>")
+    for path, rows in nearest:
+        wanted = [(k, v) for k, v in rows if not k.startswith("distances.pixel.nearest")
+                  and not k.startswith("distances.feature.nearest")]
+        section += [f"<h3>{_e(os.path.relpath(path, run['dir']))}</h3>",
+                    "<p class=\"note\">Nearest-training-image distances of generated samples against the "
+                    "reference (real images not trained on): samples much closer to the training set than the "
+                    "reference is point to memorised images.</p>", _table(wanted, ("key", "value"))]
+    return section
+
+
 def _eval_section(run):
     found = run["eval"]
+    found = dict(found, figures=[p for p in found["figures"] if not _is_analysis(p)],
+                 results=[(p, rows) for p, rows in found["results"] if not _is_analysis(p)])
     if not found["figures"] and not found["results"]:
         return []  # nothing evaluated yet: no section at all
     section = ["<h2>Evaluation</h2>"]

@@ -199,3 +199,46 @@ def test_guided_maps_of_d_have_the_images_shape_and_pick_the_top_images():
     assert np.all((result["maps"] == 0).reshape(4, -1).mean(axis=1) > 0.2)
     with pytest.raises(UserError, match="channel 99 does not exist"):
         gb.visualize(list(netD.blocks), images, channels=[99], top=2)
+
+
+# ---- the commands, end to end on the shared 2-step digits run ----
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    from tests.trained_run import small_digits_run
+    return small_digits_run(tmp_path_factory)
+
+
+def test_eval_numbered_arithmetic_and_nearest(digits_run, tmp_path):
+    import json
+
+    from tests.trained_run import assert_user_error, check, run_cli
+
+    out = tmp_path / "analyses"
+    result = check(run_cli("eval.py", "--ckpt_file", digits_run, "--output_path", out, "--num_images", 16,
+                           "--numbered", "--arithmetic", "0,1,2 - 3,4 + 5", "--nearest", 2, "--dataset", "digits"))
+    for name in ("numbered.png", "numbered_z.npz", "arithmetic.png", "nearest.png", "nearest.json"):
+        assert (out / name).is_file() and f"wrote {out / name}" in result.stdout, name
+    assert "nearest: 1,347 / 1,347 training images" in result.stdout
+    report = json.loads((out / "nearest.json").read_text())
+    assert report["num_generated"] == 16 and report["k"] == 2 and report["num_train"] == 1347
+    assert set(report["distances"]) == {"pixel", "feature"}  # the run saved D with G: D-feature distances too
+    assert report["distances"]["pixel"]["test_to_train"]["p50"] > 0 and report["copies"] == []
+    assert_user_error(run_cli("eval.py", "--ckpt_file", digits_run, "--output_path", out, "--arithmetic", "1 - - 2"),
+                      "two operators in a row")
+    assert_user_error(run_cli("eval.py", "--ckpt_file", digits_run, "--output_path", out, "--arithmetic", "16 - 2"),
+                      "sample 16 does not exist")
+    assert_user_error(run_cli("eval.py", "--ckpt_file", digits_run, "--nearest", 2), "--nearest needs --dataset")
+
+
+def test_verify_visualize(digits_run, tmp_path):
+    from PIL import Image
+
+    from tests.trained_run import assert_user_error, check, run_cli
+
+    result = check(run_cli("verify.py", "--ckpt_file", digits_run, "--visualize", "--channels", "0,5",
+                           "--top", 2, "--output_path", tmp_path))
+    assert f"wrote {tmp_path / 'guided_backprop.png'}" in result.stdout
+    assert Image.open(tmp_path / "guided_backprop.png").size[0] > 500  # trained and untrained D side by side
+    assert_user_error(run_cli("verify.py", "--ckpt_file", digits_run, "--visualize", "--channels", "a"),
+                      "--channels 'a'")

@@ -9,6 +9,7 @@ read as data; on any failure the files written so far are removed.
 """
 import json
 import os
+import pathlib
 import time
 
 import numpy as np
@@ -20,6 +21,7 @@ from src.data.readers import detect_format, existing_dir, open_reader
 from src.data.source import Request, count_images, mindspore_reason
 from src.data.transforms import pixel_transforms
 from src.errors import UserError
+from src.files import write_atomically
 
 MAX_SHARDS = 1000  # FileWriter's limit
 WRITE_ROWS = 256  # images per pipeline batch and per write_raw_data call
@@ -149,13 +151,9 @@ def convert(name, data_path, output_path, image_size, nc=None, num_shards=1, num
                     source=dict(dataset=name, path=src.root, split=src.split, images=total,
                                 skipped_bad_files=bad_files.count),
                     mindspore=mindspore.__version__)
-        with open(os.path.join(out, META_FILE + ".tmp"), "w") as f:
-            json.dump(meta, f, indent=1)
-            f.write("\n")
-        os.replace(os.path.join(out, META_FILE + ".tmp"), os.path.join(out, META_FILE))
+        text = json.dumps(meta, indent=1) + "\n"
+        write_atomically(os.path.join(out, META_FILE), lambda tmp: pathlib.Path(tmp).write_text(text))
     except BaseException:
-        if os.path.exists(os.path.join(out, META_FILE + ".tmp")):
-            os.remove(os.path.join(out, META_FILE + ".tmp"))
         remove_output(out, created_dir)
         raise
     seconds = time.perf_counter() - start

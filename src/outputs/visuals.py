@@ -1,9 +1,10 @@
 """Image grids: batches in [-1, 1] (NCHW) saved as one PNG, as the references' fixed-noise samples are."""
 import math
-import os
 
 import numpy as np
 from PIL import Image
+
+from src.files import write_atomically
 
 
 def to_uint8(images):
@@ -32,7 +33,5 @@ def save_grid(images, path, columns=None, scale=None):
     scale = scale or max(1, 512 // max(image.size))
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    tmp = path + ".tmp.png"
-    image.save(tmp)
-    os.replace(tmp, path)  # a reader (the run report, a user's viewer) never sees half a PNG
-    return path
+    # A reader (the run report, a user's viewer) never sees half a PNG.
+    return write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))

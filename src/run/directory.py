@@ -16,10 +16,12 @@ import fcntl
 import json
 import logging
 import os
+import pathlib
 import sys
 import time
 
 from src.errors import UserError
+from src.files import write_atomically
 
 CONFIG_FILE = "config.json"
 LOG_FILE = "train.log"
@@ -94,11 +96,8 @@ def write_config(run_dir, cfg):
 
 
 def _write_json(path, value):
-    """Write a JSON file under a temporary name, then rename it: a reader sees the old or the new one, whole."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    """A JSON file replaced whole (see src/files.py): a reader sees the old or the new one."""
+    write_atomically(path, lambda tmp: pathlib.Path(tmp).write_text(json.dumps(value, indent=2, sort_keys=True)))
 
 
 def read_config(run_dir):

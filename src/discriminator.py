@@ -7,7 +7,7 @@ BCE-with-logits (see src/cell.py), which never takes log(0) when D saturates.
 import mindspore.nn as nn
 import mindspore.ops as ops
 
-from src.cpu.fast_layers import DnnlConv2d, DnnlLeakyReLU, FullConv2d
+from src.cpu.fast_layers import DnnlBatchNormAct, DnnlConv2d, DnnlLeakyReLU, FullConv2d
 
 # Channel multipliers of ndf per stage, from the input side; the 1-logit layer follows the last entry.
 STAGES = {32: (2, 4, 8), 64: (1, 2, 4, 8)}
@@ -16,14 +16,17 @@ STAGES = {32: (2, 4, 8), 64: (1, 2, 4, 8)}
 def down_block(in_channels, out_channels, batch_norm=True, fast=False):
     """Strided conv (k4 s2 p1: halves H and W) + optional BN + LeakyReLU(0.2).
 
-    fast: the conv and the activation on oneDNN's kernels (src/cpu/fast_layers.py), same weight and result."""
+    fast: the conv, and the BN with the activation (or the activation alone), on the project's CPU kernels
+    (src/cpu/fast_layers.py): same parameters, same names, same result."""
     if fast:
         layers = [DnnlConv2d(in_channels, out_channels, 4, 2, 1)]
-    else:
-        layers = [nn.Conv2d(in_channels, out_channels, 4, 2, pad_mode="pad", padding=1, has_bias=False)]
+        if batch_norm:  # one kernel for both; the Identity keeps the plain net's layer indices
+            return layers + [DnnlBatchNormAct(out_channels, 0.2, momentum=0.9, eps=1e-5), nn.Identity()]
+        return layers + [DnnlLeakyReLU(0.2)]
+    layers = [nn.Conv2d(in_channels, out_channels, 4, 2, pad_mode="pad", padding=1, has_bias=False)]
     if batch_norm:
         layers.append(nn.BatchNorm2d(out_channels, momentum=0.9, eps=1e-5))
-    return layers + [DnnlLeakyReLU(0.2) if fast else nn.LeakyReLU(0.2)]
+    return layers + [nn.LeakyReLU(0.2)]
 
 
 class Discriminator(nn.Cell):

@@ -6,7 +6,7 @@ the output, ReLU inside and Tanh at the output. Widths follow the model zoo at 3
 """
 import mindspore.nn as nn
 
-from src.cpu.fast_layers import DnnlConv2dTranspose, DnnlReLU, LatentConvTranspose2d
+from src.cpu.fast_layers import DnnlBatchNormAct, DnnlConv2dTranspose, LatentConvTranspose2d
 
 # Channel multipliers of ngf per stage, from the 4x4 stage up; the output layer follows the last entry.
 STAGES = {32: (8, 4, 2), 64: (8, 4, 2, 1)}
@@ -19,9 +19,9 @@ def up_block(in_channels, out_channels, first=False, fast=False):
         conv = LatentConvTranspose2d(in_channels, out_channels, 4)
     else:
         conv = transposed_conv(in_channels, out_channels, stride, padding, fast)
-    return [conv,
-            nn.BatchNorm2d(out_channels, momentum=0.9, eps=1e-5),
-            DnnlReLU() if fast else nn.ReLU()]
+    if fast:  # BN and ReLU in one kernel; the Identity keeps the plain net's layer indices (and parameter names)
+        return [conv, DnnlBatchNormAct(out_channels, 0.0, momentum=0.9, eps=1e-5), nn.Identity()]
+    return [conv, nn.BatchNorm2d(out_channels, momentum=0.9, eps=1e-5), nn.ReLU()]
 
 
 def transposed_conv(in_channels, out_channels, stride, padding, fast):

@@ -210,3 +210,56 @@ class DnnlReLU(nn.ReLU):
         if self.dnnl:
             return self.act(x)
         return super().construct(x)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# BatchNorm fused with the ReLU / LeakyReLU after it (src/cpu/kernels/batch_norm_act.cc). On the narrow nets
+# (ngf = ndf = 32) MindSpore's BatchNorm and BatchNormGrad (oneDNN's generic NCHW kernel) plus the activation pair
+# took ~20% of a training step; the fused kernels read the data once and write it once per pass.
+
+def _dnnl_batch_norm_act(alpha):
+    """A Custom op (x, gamma, beta) -> (act(BatchNorm(x)), batch mean, biased batch variance) with its gradient."""
+    from src.cpu import kernels
+    library = kernels.library()
+    suffix = DNNL_ACTIVATION_SLOPES.get(float(alpha))
+    if library is None or suffix is None:
+        return None
+    f32 = mstype.float32
+    backward = ops.Custom(f"{library}:BatchNormActBwd_{suffix}", out_shape=lambda x, y, dy, g, m, v: (x, g, g),
+                          out_dtype=(f32, f32, f32), func_type="aot")
+
+    def bprop(x, gamma, beta, out, dout):
+        y, mean, var = out
+        return backward(x, y, dout[0], gamma, mean, var)  # (dx, dgamma, dbeta); mean and var feed no gradient
+
+    return ops.Custom(f"{library}:BatchNormActFwd_{suffix}", out_shape=lambda x, g, b: (x, g, g),
+                      out_dtype=(f32, f32, f32), func_type="aot", bprop=bprop)
+
+
+class DnnlBatchNormAct(nn.BatchNorm2d):
+    """nn.BatchNorm2d followed by LeakyReLU(alpha) (ReLU for alpha 0), in one kernel per pass when training.
+
+    The same Parameters as nn.BatchNorm2d (gamma, beta, moving_mean, moving_variance; checkpoints load either way),
+    updated the same way: with batch statistics in training, the moving averages taking the batch mean and the
+    unbiased batch variance with weight 1 - momentum. In inference mode (set_train(False)), or without the kernels,
+    it runs the plain BatchNorm and activation. The activation layer that follows it in G and D becomes
+    nn.Identity, so the layers keep their indices (and their parameter names).
+    """
+
+    def __init__(self, num_features, alpha, momentum=0.9, eps=1e-5):
+        super().__init__(num_features, momentum=momentum, eps=eps)
+        self.activation = nn.ReLU() if alpha == 0 else nn.LeakyReLU(alpha)
+        self.fused = _dnnl_batch_norm_act(alpha) if eps == 1e-5 else None  # the kernels' eps
+        self.dnnl = self.fused is not None
+
+    def construct(self, x):
+        if not (self.dnnl and self.training):
+            return self.activation(super().construct(x))
+        y, mean, var = self.fused(x, self.gamma, self.beta)
+        count = x.shape[0] * x.shape[2] * x.shape[3]
+        mean, var = ops.stop_gradient(mean), ops.stop_gradient(var)
+        weight = self.momentum  # nn.BatchNorm2d keeps 1 - momentum here: the weight of the batch's statistics
+        y = ops.depend(y, ops.assign(self.moving_mean, self.moving_mean * (1.0 - weight) + mean * weight))
+        unbiased = var * (count / (count - 1))
+        return ops.depend(y, ops.assign(self.moving_variance,
+                                        self.moving_variance * (1.0 - weight) + unbiased * weight))

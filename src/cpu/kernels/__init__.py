@@ -1,7 +1,8 @@
 """The project's C++ CPU kernels for MindSpore's ops.Custom (func_type "aot"), built on first use.
 
 `library()` compiles the kernels (dnnl_conv.cc: convolutions, conv_gemm.cc: those with few output pixels as one
-matrix product; dnnl_eltwise.cc: LeakyReLU/ReLU; dnnl_runtime.h: what they share) into one shared object,
+matrix product; dnnl_eltwise.cc: LeakyReLU/ReLU; batch_norm_act.cc: BatchNorm fused with them; dnnl_runtime.h: what
+they share) into one shared object,
 against the oneDNN library that MindSpore ships (mindspore/lib/libdnnl.so.3; no headers needed: dnnl_api.h declares
 what is used), and returns its path. The compiler is $CXX if set, else g++, else clang++. The object lives in a cache
 directory (~/.cache/dcgan/custom_ops) keyed by the sources, the library and the compiler; a file lock there makes
@@ -27,7 +28,7 @@ import tempfile
 log = logging.getLogger(__name__)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KERNELS = ("dnnl_conv.cc", "conv_gemm.cc", "dnnl_eltwise.cc")
+KERNELS = ("dnnl_conv.cc", "conv_gemm.cc", "dnnl_eltwise.cc", "batch_norm_act.cc")
 SOURCES = KERNELS + ("conv_gemm.h", "dnnl_runtime.h", "dnnl_api.h", "self_check.py")
 COMPILERS = ("g++", "clang++")  # after $CXX
 BUILD_SECONDS = 5  # what the build line announces: 3 s measured with g++ 12 on a loaded 2-core AMD EPYC (AVX-512)

@@ -12,8 +12,8 @@ struct ConvGeometry {
 
 enum ConvPass { kForward = 0, kBackwardData = 1, kBackwardWeights = 2 };
 
-// Whether the matrix-product route is the faster one for this convolution.
-bool gemm_conv_preferred(const ConvGeometry &g);
+// Whether the matrix-product route is the faster one for this pass of this convolution.
+bool gemm_conv_preferred(ConvPass pass, const ConvGeometry &g);
 
 // Runs one pass; params as the entry points of dnnl_conv.cc take them (inputs, then the output):
 //   forward (x, w) -> y     backward-data (dy, w) -> dx     backward-weights (x, dy) -> dw

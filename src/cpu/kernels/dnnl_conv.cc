@@ -9,8 +9,8 @@
 // Three kernels cover Conv2d and Conv2dTranspose, forward and backward (no bias, no dilation, one group, square
 // stride s and padding p, encoded in the entry point's name: ConvFwd_s2p1 etc.):
 //   ConvFwd(x NCHW, w OIHW) -> y     ConvBwdData(dy, w OIHW[, x]) -> dx     ConvBwdWeights(x, dy) -> dw
-// (ConvBwdData's optional x only gives dx its shape.) Convolutions with at most 16 output pixels per image take the
-// matrix-product route of conv_gemm.cc instead.
+// (ConvBwdData's optional x only gives dx its shape.) Convolutions with at most 16 output pixels per image, and the
+// backward-data pass into images of at most 4 channels, take the matrix-product route of conv_gemm.cc instead.
 // The aot entry point signature: int f(int nparam, void **params, int *ndims, int64_t **shapes,
 // const char **dtypes, void *stream, void *extra); inputs first, then the output.
 #include "conv_gemm.h"
@@ -154,7 +154,7 @@ int run(Kind kind, int stride, int pad, int nparam, void **params, int *ndims, i
     const int64_t *xs, *ws, *ys;
     conv_shapes(kind, shapes, xs, ws, ys);
     const ConvGeometry geometry = {xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ys[2], ys[3], stride, pad};
-    if (ws[2] == ws[3] && gemm_conv_preferred(geometry)) return gemm_conv(kind, geometry, params);
+    if (ws[2] == ws[3] && gemm_conv_preferred(kind, geometry)) return gemm_conv(kind, geometry, params);
     static std::map<Key, std::unique_ptr<Kernel>> cache;
     auto &slot = cache[Key(kind, stride, pad, dims)];
     if (!slot) slot.reset(build(kind, stride, pad, shapes));

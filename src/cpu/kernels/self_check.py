@@ -4,8 +4,8 @@ Run by kernels/__init__.py in a child process (numpy and ctypes only, no MindSpo
 fit the oneDNN it loaded can only end this process, never training. It checks what dnnl_api.h restates from oneDNN's
 headers against the loaded libdnnl (major version, CPU runtime, the enum values by their names), then runs each
 kind of kernel once on small inputs against numpy: a convolution on oneDNN's direct route and one on the
-matrix-product route (forward, backward-data, backward-weights), and LeakyReLU forward and backward. Prints "ok", or
-one line saying what failed, and exits 0 or 1.
+matrix-product route (forward, backward-data, backward-weights), LeakyReLU forward and backward, and BatchNorm fused
+with LeakyReLU forward and backward. Prints "ok", or one line saying what failed, and exits 0 or 1.
 """
 import ctypes
 import sys
@@ -85,6 +85,31 @@ def check_convolution(so, x_shape, w_shape, stride, pad, rng):
             raise RuntimeError(f"{name} convolution {x_shape} x {w_shape} differs from numpy")
 
 
+def check_batch_norm_act(so, rng):
+    """BatchNorm in training mode fused with LeakyReLU(0.2), forward and backward, against numpy. The outputs are
+    filled in place: call() passes float32 arrays through as they are."""
+    x = (rng.standard_normal((3, 4, 5, 5)) * 2 + 1).astype(np.float32)
+    gamma, beta = rng.normal(1, 0.2, 4).astype(np.float32), rng.normal(0, 0.2, 4).astype(np.float32)
+    y, mean, var = np.zeros(x.shape, np.float32), np.zeros(4, np.float32), np.zeros(4, np.float32)
+    call(so, "BatchNormActFwd_a20", x, gamma, beta, y, mean, var)
+    axes, c = (0, 2, 3), (1, 4, 1, 1)
+    rstd = 1 / np.sqrt(x.var(axes) + 1e-5)
+    xhat = (x - x.mean(axes).reshape(c)) * rstd.reshape(c)
+    z = gamma.reshape(c) * xhat + beta.reshape(c)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    dz = np.where(z > 0, dy, 0.2 * dy)
+    dx, dgamma, dbeta = np.zeros(x.shape, np.float32), np.zeros(4, np.float32), np.zeros(4, np.float32)
+    call(so, "BatchNormActBwd_a20", x, y, dy, gamma, mean, var, dx, dgamma, dbeta)
+    expected_dx = (gamma * rstd).reshape(c) * (dz - dz.mean(axes).reshape(c)
+                                               - xhat * (dz * xhat).mean(axes).reshape(c))
+    for name, value, expected in (("output", y, np.where(z > 0, z, 0.2 * z)), ("mean", mean, x.mean(axes)),
+                                  ("variance", var, x.var(axes)), ("input gradient", dx, expected_dx),
+                                  ("gamma gradient", dgamma, (dz * xhat).sum(axes)),
+                                  ("beta gradient", dbeta, dz.sum(axes))):
+        if not np.allclose(value, expected, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(expected).max()))):
+            raise RuntimeError(f"BatchNorm + LeakyReLU {name} differs from numpy")
+
+
 def main(path):
     try:
         so = ctypes.CDLL(path)
@@ -102,6 +127,7 @@ def main(path):
         if not (np.allclose(y, np.where(x > 0, x, 0.2 * x), atol=1e-6)
                 and np.allclose(dx, np.where(x > 0, dy, 0.2 * dy), atol=1e-6)):
             raise RuntimeError("LeakyReLU differs from numpy")
+        check_batch_norm_act(so, rng)
     except (OSError, AttributeError, RuntimeError) as error:
         print(f"{type(error).__name__}: {error}")
         return 1

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""The whole training loop against the bare step: train.py's images/s over a run, and where the difference goes.
+
+Runs train.py's own sequence in this process (config, CPU environment, device, Trainer, Trainer.run) on a
+temporary run directory, with timers around the loop's parts (none of which adds a synchronisation):
+
+  data        the dataset iterator (decode, augment, batch)          noise     step_noise (the latent batch)
+  ema         the moving average of G's weights                     samples   the fixed-noise grids
+  checkpoint  saving and rotating checkpoints                        report    index.html at epoch ends
+  quality     the sample-quality measurements (a feature of the run, not of the loop: shown apart)
+
+The loop's rate is measured between the first and the last log record (the records sit on steps where the loop
+already waits for the step's losses), so compilation is out and everything else the loop does is in. The bare
+step is the same compiled step called back to back on one batch (each call waited for), 15 times before the run
+and 15 after; its median is the reference. Prints one JSON line and a short table, with the CPU and load average.
+
+usage: python bench/loop_vs_step.py [train.py options]   (default: --dataset digits --epoch_size 12, i.e. the
+                                                          demo's config for 252 steps, one quality measurement)
+"""
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+
+def main():
+    argv = sys.argv[1:]
+    if "--dataset" not in argv:
+        argv = ["--dataset", "digits", *argv]
+    if "--epoch_size" not in argv and "--max_steps" not in argv:
+        argv = [*argv, "--epoch_size", "12"]
+    out = tempfile.mkdtemp(prefix="dcgan_loop_")
+    argv = [*argv, "--output_path", out]
+
+    from versus_pytorch import cpu_description, load_average
+    from src.config import parse_train_args, resolve_train_config
+    cfg = resolve_train_config(parse_train_args(argv))
+    from src.cpu import device
+    note = device.prepare_cpu_environment(cfg["device_target"], cfg.get("fast_cpu") or "on")
+    device.set_device(cfg["device_target"], cfg["device_id"], cfg["mode"], cfg["run_distribute"])
+    import numpy as np
+    import mindspore as ms
+    import src.trainer as trainer_module
+    from src.run.distributed import World
+
+    machine = cpu_description()
+    load_before = load_average()
+    trainer = trainer_module.Trainer(cfg, World(), notes=[note])
+    spent = defaultdict(float)
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - start
+        return wrapper
+
+    # The bare step, before the run (its first call compiles the graph).
+    cfg = trainer.cfg  # with what the data told it (nc)
+    batch_size = cfg["batch_size"]
+    rng = np.random.default_rng(0)
+    real = ms.Tensor(rng.uniform(-1, 1, (batch_size, cfg["nc"], cfg["image_size"], cfg["image_size"]))
+                     .astype(np.float32))
+
+    def bare(n):
+        times = []
+        for i in range(n):
+            noise = trainer_module.step_noise(cfg, 10 ** 6 + i)
+            start = time.perf_counter()
+            trainer.train_step(real, noise)[0].asnumpy()
+            times.append(time.perf_counter() - start)
+        return times
+
+    bare(2)
+    bare_ms = bare(15)
+
+    for name in ("_save_samples", "_render_report", "_measure_quality"):
+        setattr(trainer, name, timed(name.strip("_").split("_")[-1], getattr(trainer, name)))
+    trainer._save_checkpoint = timed("checkpoint", trainer._save_checkpoint)
+    trainer._rotate_checkpoints = timed("checkpoint", trainer._rotate_checkpoints)
+    if trainer.ema is not None:
+        ema_update = trainer.ema.update
+        trainer.ema.update = timed("ema", ema_update)
+    trainer_module.step_noise = timed("noise", trainer_module.step_noise)
+    iterate = trainer.bad_files.iterate
+
+    def timed_iterate(*args, **kwargs):
+        items = iterate(*args, **kwargs)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            finally:
+                spent["data"] += time.perf_counter() - start
+            yield item
+
+    trainer.bad_files.iterate = timed_iterate
+    records = []  # (time, step, time spent in quality so far)
+    write = trainer.metrics.write
+
+    def timed_write(record):
+        records.append((time.perf_counter(), record["step"], dict(spent)))
+        return write(record)
+
+    trainer.metrics.write = timed_write
+    started = time.perf_counter()
+    trainer.run()
+    run_s = time.perf_counter() - started
+    bare_ms = [1000 * t for t in bare_ms + bare(15)]
+    shutil.rmtree(out, ignore_errors=True)
+
+    (t0, step0, spent0), (t1, step1, spent1) = records[0], records[-1]
+    window_s = t1 - t0
+    parts = {k: spent1.get(k, 0.0) - spent0.get(k, 0.0) for k in set(spent1) | set(spent0)}
+    quality_s = parts.pop("quality", 0.0)
+    images = (step1 - step0) * batch_size
+    bare_median = statistics.median(bare_ms)
+    bare_ips = 1000 * batch_size / bare_median
+    loop_ips = images / window_s
+    loop_ips_no_quality = images / (window_s - quality_s)
+    steps_s = (step1 - step0) * bare_median / 1000
+    summary = {
+        **machine, "load_before": load_before, "load_after": load_average(), "config": " ".join(argv[:-2]),
+        "batch_size": batch_size, "steps_in_window": step1 - step0, "window_s": round(window_s, 2),
+        "bare_step_ms": round(bare_median, 1), "bare_images_per_s": round(bare_ips, 1),
+        "loop_images_per_s": round(loop_ips, 1), "loop_images_per_s_without_quality": round(loop_ips_no_quality, 1),
+        "loop_over_bare": round(loop_ips / bare_ips, 3),
+        "loop_over_bare_without_quality": round(loop_ips_no_quality / bare_ips, 3),
+        "parts_s": {k: round(v, 2) for k, v in sorted(parts.items())}, "quality_s": round(quality_s, 2),
+        "bare_steps_s": round(steps_s, 2), "run_s": round(run_s, 2)}
+    print(json.dumps(summary), flush=True)
+    print(f"\n{machine['cpu']} ({machine['isa']}, {machine['cores']} cores), load average {load_before} -> "
+          f"{summary['load_after']}; {' '.join(argv[:-2])}, batch {batch_size}")
+    print(f"bare step: {bare_median:.1f} ms (median of {len(bare_ms)}), {bare_ips:.0f} images/s")
+    print(f"loop, steps {step0}..{step1}: {loop_ips:.0f} images/s = {100 * loop_ips / bare_ips:.1f}% of the bare "
+          f"step's; without the quality measurements ({quality_s:.1f} s): {loop_ips_no_quality:.0f} images/s = "
+          f"{100 * loop_ips_no_quality / bare_ips:.1f}%")
+    other = window_s - quality_s - steps_s - sum(parts.values())
+    print("where the loop's time went (s): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(parts.items()))
+          + f", steps at the bare rate {steps_s:.2f}, the rest {other:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,8 @@ code paths (`ref:any` for D's head, forward and both gradients). Both are plain 
 All other convolutions of G and D run as oneDNN custom ops on blocked layouts (DnnlConv2d, DnnlConv2dTranspose
 below, src/cpu/kernels): those are what let oneDNN run at its full instruction set (AVX-512). LeakyReLU and ReLU
 run on oneDNN's eltwise kernel (DnnlLeakyReLU, DnnlReLU): MindSpore's LeakyReLU gradient is a chain of slow kernels.
+Every BatchNorm of G and D and the activation after it run as one kernel per pass in training (DnnlBatchNormAct, a
+BatchNorm2d with the same four Parameters): on the narrow nets MindSpore's BatchNorm pair cost ~20% of a step.
 """
 import mindspore.nn as nn
 from mindspore.common import dtype as mstype

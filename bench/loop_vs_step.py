@@ -4,7 +4,8 @@
 Runs train.py's own sequence in this process (config, CPU environment, device, Trainer, Trainer.run) on a
 temporary run directory, with timers around the loop's parts (none of which adds a synchronisation):
 
-  data        the dataset iterator (decode, augment, batch)          noise     step_noise (the latent batch)
+  data        the dataset: each epoch's new pipeline and its iterator  noise     step_noise (the latent batch)
+  log         the log lines (the loss records' file writes are not timed: they mark the window)
   ema         the moving average of G's weights                     samples   the fixed-noise grids
   checkpoint  saving and rotating checkpoints                        report    index.html at epoch ends
   quality     the sample-quality measurements (a feature of the run, not of the loop: shown apart)
@@ -93,6 +94,7 @@ def main():
         ema_update = trainer.ema.update
         trainer.ema.update = timed("ema", ema_update)
     trainer_module.step_noise = timed("noise", trainer_module.step_noise)
+    trainer_module.epoch_dataset = timed("data", trainer_module.epoch_dataset)  # a new pipeline each epoch
     iterate = trainer.bad_files.iterate
 
     def timed_iterate(*args, **kwargs):
@@ -116,6 +118,7 @@ def main():
         return write(record)
 
     trainer.metrics.write = timed_write
+    trainer.log.info = timed("log", trainer.log.info)
     started = time.perf_counter()
     trainer.run()
     run_s = time.perf_counter() - started

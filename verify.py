@@ -78,14 +78,20 @@ def main(argv=None):
     report = representation.run(args.ckpt_file, args.dataset, args.data_path, num_labels=args.num_labels,
                                 classifier=args.classifier, seed=args.seed, batch_size=args.batch_size,
                                 overrides=trained.overrides_from(args, "D"), jobs=args.jobs)
-    ckpt_file = report["checkpoint"]
-    folder = args.output_path or trained.run_dir_of(ckpt_file) or os.path.dirname(os.path.abspath(ckpt_file))
-    os.makedirs(folder, exist_ok=True)
-    report["output"] = os.path.join(folder, "verify.json")
+    report["output"] = os.path.join(output_folder(args, report["checkpoint"]), "verify.json")
     line = json.dumps(report)
     with open(report["output"], "w") as f:
         f.write(line + "\n")
     print(line)
+
+
+def output_folder(args, ckpt_file):
+    """--output_path, else the checkpoint's run directory, else its folder (created if missing)."""
+    from src.run import trained
+
+    folder = args.output_path or trained.run_dir_of(ckpt_file) or os.path.dirname(os.path.abspath(ckpt_file))
+    os.makedirs(folder, exist_ok=True)
+    return folder
 
 
 def visualize(args):
@@ -96,10 +102,8 @@ def visualize(args):
 
     netD, arch, ckpt_file = trained.load(args.ckpt_file, "D", trained.overrides_from(args, "D"))
     splits, note = load_splits(args.dataset, args.data_path, arch["image_size"], arch["nc"], args.seed)
-    folder = args.output_path or trained.run_dir_of(ckpt_file) or os.path.dirname(os.path.abspath(ckpt_file))
-    os.makedirs(folder, exist_ok=True)
-    path = commands.guided(netD, arch, splits["test"][0], folder, args.channels, args.top, args.seed,
-                           args.batch_size)
+    path = commands.guided(netD, arch, splits["test"][0], output_folder(args, ckpt_file), args.channels, args.top,
+                           args.seed, args.batch_size)
     print(f"discriminator {ckpt_file}: channels {','.join(map(str, args.channels))} of the last stage, top "
           f"{args.top} of {len(splits['test'][0])} test images ({note})")
     print(f"wrote {path}")

@@ -9,6 +9,6 @@
   figures          the small Pillow helpers their figures share (tiles, labels, panels)
 
 The library functions take numpy arrays and callables (a generator forward z -> images in [-1, 1], as in
-src/outputs/generate.py; a feature function images -> vectors), so they are tested without checkpoints; the CLIs (eval.py,
-verify.py) load the networks and call them.
+src/outputs/generate.py; a feature function images -> vectors), so they are tested without checkpoints; the CLIs
+(eval.py, verify.py) load the networks and call them. Every file is written whole (src/files.py write_atomically).
 """

@@ -22,7 +22,8 @@ from PIL import ImageDraw
 
 from src.analysis import figures
 from src.errors import UserError
-from src.outputs.visuals import make_grid
+from src.files import write_atomically
+from src.outputs.visuals import grid_image
 
 NUMBERED_GRID = "numbered.png"
 NUMBERED_Z = "numbered_z.npz"
@@ -100,16 +101,13 @@ def result_latents(result, seed=0, count=RESULT_SAMPLES, noise=NOISE):
 def numbered_figure(images, columns=None):
     """A grid of `images` (N, C, H, W) in [-1, 1] with each index drawn in its tile's top-left corner (white on a
     black box, readable on any sample). Returns a Pillow image."""
-    from PIL import Image
-
     images = np.asarray(images)
     n, _, h, w = images.shape
     columns = columns or int(np.ceil(np.sqrt(n)))
     padding = 2
-    grid = make_grid(images, padding=padding, columns=columns)
-    picture = Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid).convert("RGB")
-    scale = max(1, figures.TILE // max(h, w), 512 // max(picture.size))
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    side = max(columns * (w + padding), -(-n // columns) * (h + padding)) + padding
+    scale = max(1, figures.TILE // max(h, w), 512 // side)  # tiles at least figures.TILE px, the grid ~512 px
+    picture = grid_image(images, columns, scale, padding).convert("RGB")
     draw = ImageDraw.Draw(picture)
     face = figures.font(max(10, min(16, (h * scale) // 4)))
     for i in range(n):
@@ -132,11 +130,13 @@ def write_numbered(forward, nz, output_path, num=NUMBERED_IMAGES, seed=0, batch_
     z = latent(seed, num, nz)
     images = run_batched(forward, z, batch_size)
     grid = figures.save(numbered_figure(images), os.path.join(output_path, NUMBERED_GRID))
-    z_path = os.path.join(output_path, NUMBERED_Z)
-    tmp = z_path + ".tmp.npz"
-    np.savez(tmp, z=z, seed=np.int64(seed), checkpoint=np.str_(checkpoint or ""))
-    os.replace(tmp, z_path)
+    z_path = write_atomically(os.path.join(output_path, NUMBERED_Z), lambda tmp: _save_z(tmp, z, seed, checkpoint))
     return [grid, z_path]
+
+
+def _save_z(path, z, seed, checkpoint):
+    with open(path, "wb") as f:  # a file object: np.savez would add ".npz" to the temporary name
+        np.savez(f, z=z, seed=np.int64(seed), checkpoint=np.str_(checkpoint or ""))
 
 
 def load_numbered(output_path, nz=None):

@@ -4,11 +4,10 @@ A figure is built as a list of rows; each row is a list of cells (a tile, a labe
 on a white canvas. Tiles are enlarged with nearest-neighbour sampling to TILE pixels, so a 32 px image stays
 readable and a 64 px one is not blurred.
 """
-import os
-
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from src.files import write_atomically
 from src.outputs.visuals import to_uint8
 
 TILE = 64  # displayed size of one image, in pixels
@@ -84,8 +83,5 @@ def side_by_side(images, spacing=GAP * 6):
 
 
 def save(image, path):
-    """Write the PNG through a temporary file, as src/visuals.save_grid does: a reader never sees half of it."""
-    tmp = path + ".tmp.png"
-    image.save(tmp, optimize=True)
-    os.replace(tmp, path)
-    return path
+    """Write the figure as a PNG replaced whole (src/files.py): a reader never sees half of it. Returns path."""
+    return write_atomically(path, lambda tmp: image.save(tmp, format="PNG", optimize=True))

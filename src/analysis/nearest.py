@@ -20,11 +20,13 @@ distance, then by D-feature distance) and nearest.json (the distances' distribut
 """
 import json
 import os
+import pathlib
 
 import numpy as np
 
 from src.analysis import figures
 from src.errors import UserError
+from src.files import write_atomically
 
 NEAREST_FIGURE = "nearest.png"
 NEAREST_JSON = "nearest.json"
@@ -216,10 +218,6 @@ def write(generated, found, output_path, provenance=None):
     """nearest.png and nearest.json in `output_path`. Returns ([paths], report)."""
     report = dict(provenance or {}, **summarise(found, generated))
     figure = figures.save(nearest_figure(generated, found), os.path.join(output_path, NEAREST_FIGURE))
-    path = os.path.join(output_path, NEAREST_JSON)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    text = json.dumps(report, indent=1) + "\n"
+    path = write_atomically(os.path.join(output_path, NEAREST_JSON), lambda tmp: pathlib.Path(tmp).write_text(text))
     return [figure, path], report

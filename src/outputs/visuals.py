@@ -26,12 +26,19 @@ def make_grid(images, padding=2, columns=None):
     return grid
 
 
-def save_grid(images, path, columns=None, scale=None):
-    """Save a grid PNG; small images are enlarged (nearest neighbour) so a 32 px grid is readable on screen."""
-    grid = make_grid(images, columns=columns)
+def grid_image(images, columns=None, scale=None, padding=2):
+    """make_grid as a Pillow image, enlarged `scale` times (nearest neighbour; default: to about 512 px wide) so a
+    32 px grid is readable on screen."""
+    grid = make_grid(images, padding=padding, columns=columns)
     image = Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid)
     scale = scale or max(1, 512 // max(image.size))
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    return image
+
+
+def save_grid(images, path, columns=None, scale=None):
+    """Save a grid PNG; small images are enlarged (see grid_image)."""
+    image = grid_image(images, columns, scale)
     # A reader (the run report, a user's viewer) never sees half a PNG.
     return write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))

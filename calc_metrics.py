@@ -17,7 +17,7 @@ import time
 from src.cli import ArgumentParser, command
 from src.config import DATASET_NAMES, DEVICE_TARGETS
 from src.errors import UserError
-from src.run.directory import CONFIG_FILE
+from src.run.directory import CONFIG_FILE, checkpoint_step
 
 
 def parse_args(argv=None):
@@ -57,12 +57,6 @@ def run_directory(path, ckpt_file):
     return os.path.abspath(path) if os.path.isdir(path) else trained.run_dir_of(ckpt_file)
 
 
-def step_of(ckpt_file):
-    """The training step in a checkpoint's name (generator_00000600.ckpt -> 600), or None."""
-    tail = os.path.splitext(os.path.basename(ckpt_file))[0].rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else None
-
-
 def dataset_of(args, run_dir):
     """(dataset, data_path): the command line's, else the run's config.json."""
     if args.dataset:
@@ -94,7 +88,8 @@ def main(argv=None):
                          num_images=args.num_images, seed=args.seed, cache_dir=run_dir,
                          feature_model=args.feature_model, log=lambda line: print(line, file=sys.stderr))
     result = judge.evaluate(lambda z: netG(ms.Tensor(z)).asnumpy(), arch["nz"])
-    record = {"source": "calc_metrics", "step": step_of(ckpt_file), "primary": judge.primary}
+    kind_and_step = checkpoint_step(ckpt_file)  # None for a generator file renamed by the user
+    record = {"source": "calc_metrics", "step": kind_and_step and kind_and_step[1], "primary": judge.primary}
     record.update({k: v for k, v in result.items() if k not in ("num_images", "reference")})
     record.update(generator=os.path.abspath(ckpt_file), num_images=result["num_images"],
                   reference=result["reference"], dataset=judge.dataset, seed=args.seed,

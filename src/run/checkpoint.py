@@ -12,7 +12,6 @@ the newest intact training state is used instead.
 """
 import glob
 import os
-import re
 
 import mindspore as ms
 
@@ -30,12 +29,8 @@ def ckpt_path(run_dir, kind, step):
 
 def saved_steps(run_dir, kind="train_state"):
     """Steps for which `kind` checkpoints exist, oldest first."""
-    steps = []
-    for path in glob.glob(os.path.join(run_dir, CKPT_DIR, f"{kind}_*.ckpt")):
-        match = re.fullmatch(rf"{kind}_(\d+)\.ckpt", os.path.basename(path))
-        if match:
-            steps.append(int(match.group(1)))
-    return sorted(steps)
+    names = (rundir.checkpoint_step(path) for path in glob.glob(os.path.join(run_dir, CKPT_DIR, f"{kind}_*.ckpt")))
+    return sorted(step for name in names if name and name[0] == kind for step in name[1:])
 
 
 TMP_SUFFIX = ".tmp.ckpt"

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import pathlib
+import re
 import sys
 import time
 
@@ -34,6 +35,12 @@ LATEST_SAMPLES_FILE = "fake_latest.png"  # in SAMPLES_DIR
 LOCK_FILE = ".lock"
 STATUS_FILE = "status.json"
 STATES = ("running", "finished", "interrupted", "diverged")
+
+
+def checkpoint_step(file_name):
+    """(kind, step) of a checkpoint file name ("generator_00000600.ckpt" -> ("generator", 600)), or None."""
+    match = re.fullmatch(r"([a-z_]+)_(\d+)\.ckpt", os.path.basename(file_name))
+    return (match.group(1), int(match.group(2))) if match else None
 
 
 def prepare(run_dir):

@@ -114,7 +114,7 @@ def read_run(run_dir):
     real_path = os.path.join(run_dir, rundir.REAL_SAMPLES_FILE)
     checkpoints = _list_checkpoints(run_dir)
     quality = rundir.read_quality(run_dir)
-    kept = {int(m.group(1)) for name, _ in checkpoints if (m := re.fullmatch(r"generator_(\d+)\.ckpt", name))}
+    kept = {named[1] for name, _ in checkpoints if (named := rundir.checkpoint_step(name)) and named[0] == "generator"}
     return {
         "quality": quality,
         "best": rundir.best_quality_record(quality, kept),

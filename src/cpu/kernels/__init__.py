@@ -144,7 +144,7 @@ def _build(announce):
 
 
 def _announce(line):
-    print(line, file=sys.stderr, flush=True)
+    print(line, flush=True)  # progress, not a problem: stdout, where train.py's log goes
 
 
 def library(announce=_announce):

@@ -88,28 +88,28 @@ def convert(name, data_path, output_path, image_size, nc=None, num_shards=1, num
     out = _check_output(output_path)
     if path and (out == path or out.startswith(path + os.sep)):
         raise UserError(f"the output directory {out} must not be inside the source {path}")
-    src = open_reader(name, Request(path, image_size, nc, 0, WRITE_ROWS, None, split))
+    reader = open_reader(name, Request(path, image_size, nc, 0, WRITE_ROWS, None, split))
     workers = min(num_parallel_workers, os.cpu_count() or 1)
-    source = src.open(shuffle=False, num_parallel_workers=workers)
-    total = count_images(source, name, src.root)
-    where = f" in {src.root}" if src.root else ""
-    if src.split != NO_SPLIT:
-        where += f" (split {src.split})"
+    source = reader.open(shuffle=False, num_parallel_workers=workers)
+    total = count_images(source, name, reader.root)
+    where = f" in {reader.root}" if reader.root else ""
+    if reader.split != NO_SPLIT:
+        where += f" (split {reader.split})"
     if total == 0:
         raise UserError(f"{name}{where} has no images")
     if num_shards > total:
         raise UserError(f"num_shards {num_shards} is more than the {total} images{where}")
-    out_nc = nc or src.source_nc
+    out_nc = nc or reader.source_nc
 
     pipeline = source.project(["image"])
-    bad_files = BadFiles(strict, src.locate, src.root)
-    if src.encoded:  # as in create_dataset: a bad file is skipped and counted, never stored
-        pipeline = pipeline.map(operations=Decoder(src.encoded, bad_files), input_columns="image",
+    bad_files = BadFiles(strict, reader.locate, reader.root)
+    if reader.encoded:  # as in create_dataset: a bad file is skipped and counted, never stored
+        pipeline = pipeline.map(operations=Decoder(reader.encoded, bad_files), input_columns="image",
                                 output_columns=["image", "ok"], num_parallel_workers=workers,
                                 python_multiprocessing=False)
         pipeline = pipeline.filter(predicate=is_ok, input_columns=["ok"], num_parallel_workers=1)
         pipeline = pipeline.project(["image"])
-    pipeline = pipeline.map(operations=_pixel_ops(image_size, src.source_nc, out_nc), input_columns="image",
+    pipeline = pipeline.map(operations=_pixel_ops(image_size, reader.source_nc, out_nc), input_columns="image",
                             num_parallel_workers=workers)
     pipeline = pipeline.batch(WRITE_ROWS, drop_remainder=False)
 
@@ -148,7 +148,7 @@ def convert(name, data_path, output_path, image_size, nc=None, num_shards=1, num
 
         meta = dict(format=FORMAT, version=VERSION, image_size=image_size, nc=out_nc, count=count, files=files,
                     layout="uint8 HWC bytes in column 'image'",
-                    source=dict(dataset=name, path=src.root, split=src.split, images=total,
+                    source=dict(dataset=name, path=reader.root, split=reader.split, images=total,
                                 skipped_bad_files=bad_files.count),
                     mindspore=mindspore.__version__)
         text = json.dumps(meta, indent=1) + "\n"

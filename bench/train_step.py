@@ -7,7 +7,7 @@ are chosen as in training. Warm-up steps (compilation) are excluded; median and 
 Compare with ../shared/bench/torch_reference.py run in the same shell right before or after.
 
 usage: python bench/train_step.py [--batch_size 128] [--image_size 32] [--nc 3] [--ngf 64] [--ndf 64]
-                                  [--steps 10] [--warmup 2] [--fast_cpu on|off] [--device_target CPU]
+                                  [--steps 10] [--warmup 2] [--fast_cpu on|off] [--device_target CPU] [--threads N]
 """
 import argparse
 import json
@@ -27,8 +27,12 @@ def main():
         p.add_argument("--" + name, type=int, default=default)
     p.add_argument("--fast_cpu", choices=("on", "off"), default="on")
     p.add_argument("--device_target", default="CPU")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads (0: all cores): the project's kernels (DCGAN_CPU_THREADS) and MindSpore's own ops")
     a = p.parse_args()
 
+    if a.threads:
+        os.environ["DCGAN_CPU_THREADS"] = str(a.threads)
     from src.cpu import device  # before MindSpore is imported, as train.py does
     note = device.prepare_cpu_environment(a.device_target, a.fast_cpu)
     cfg = resolve_train_config(parse_train_args([
@@ -36,6 +40,9 @@ def main():
         "--image_size", str(a.image_size), "--nc", str(a.nc), "--ngf", str(a.ngf), "--ndf", str(a.ndf),
         "--fast_cpu", a.fast_cpu]))
     device.set_device(cfg["device_target"], cfg["device_id"], cfg["mode"])
+    if a.threads:
+        import mindspore as ms
+        ms.set_context(runtime_num_threads=a.threads)
 
     import numpy as np
     import mindspore as ms

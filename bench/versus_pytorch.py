@@ -29,7 +29,7 @@ nets of the digits demo and MNIST-sized runs, ngf = ndf = 32, batch 64).
 
 usage: python bench/versus_pytorch.py --torch_python /path/to/venv-with-torch/bin/python
            [--torch_script ../shared/bench/torch_reference.py] [--configs 32x3 ... | --narrow]
-           [--rounds 3] [--steps 9] [--batch_size 128] [--no_peak]
+           [--rounds 3] [--steps 9] [--batch_size 128] [--threads N] [--no_peak]
 PyTorch is never a dependency of this project: it runs from the interpreter you name.
 """
 import argparse
@@ -47,6 +47,8 @@ CONFIG = re.compile(r"(32|64)x([13])(?::(\d+))?(?:@(\d+))?")
 
 PEAK_TORCH = """
 import json, time, torch
+if THREADS:
+    torch.set_num_threads(THREADS)
 n = 4096
 a, b = torch.randn(n, n), torch.randn(n, n)
 best = 0.0
@@ -61,6 +63,8 @@ import json, time
 import numpy as np
 import mindspore as ms
 ms.set_device("CPU")
+if THREADS:
+    ms.set_context(runtime_num_threads=THREADS)
 n = 4096
 a = ms.Tensor(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
 b = ms.Tensor(np.random.default_rng(1).standard_normal((n, n), dtype=np.float32))
@@ -134,9 +138,10 @@ def run_json(cmd):
     return json.loads(lines[-1])
 
 
-def sgemm_peak(torch_python):
+def sgemm_peak(torch_python, threads=0):
     """The best of PyTorch's and MindSpore's measured sgemm GFLOP/s (each printed)."""
-    results = [run_json([torch_python, "-c", PEAK_TORCH]), run_json([sys.executable, "-c", PEAK_MINDSPORE])]
+    results = [run_json([torch_python, "-c", PEAK_TORCH.replace("THREADS", str(threads))]),
+               run_json([sys.executable, "-c", PEAK_MINDSPORE.replace("THREADS", str(threads))])]
     return max(r["gflops"] for r in results)
 
 
@@ -159,6 +164,9 @@ def main():
     p.add_argument("--steps", type=int, default=9)
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--no_peak", action="store_true", help="skip the sgemm peak measurement")
+    p.add_argument("--threads", type=int, default=0,
+                   help="threads for both sides (0: each framework's default, all cores); 1 compares per-core speed, "
+                        "which other processes on the machine distort far less than PyTorch's spinning OpenMP threads")
     a = p.parse_args()
     if not os.path.exists(a.torch_script):
         p.error(f"no PyTorch reference script at {a.torch_script} (pass --torch_script)")
@@ -169,13 +177,14 @@ def main():
 
     machine = cpu_description()
     print(json.dumps({**machine, "load": load_average()}), flush=True)
-    peaks = [] if a.no_peak else [sgemm_peak(a.torch_python)]
+    peaks = [] if a.no_peak else [sgemm_peak(a.torch_python, a.threads)]
     summaries = []
     for c in configs:
         shape = ["--batch_size", str(c["batch_size"]), "--image_size", str(c["image_size"]), "--nc", str(c["nc"]),
                  "--ngf", str(c["ngf"]), "--ndf", str(c["ndf"]), "--steps", str(a.steps)]
-        pytorch = [a.torch_python, a.torch_script] + shape
-        ours = [sys.executable, os.path.join(HERE, "train_step.py")] + shape
+        threads = ["--threads", str(a.threads)] if a.threads else []
+        pytorch = [a.torch_python, a.torch_script] + shape + threads
+        ours = [sys.executable, os.path.join(HERE, "train_step.py")] + shape + threads
         torch_ms, ours_ms = [run_json(pytorch)["median_ms"]], []
         for _ in range(a.rounds):
             ours_ms.append(run_json(ours)["median_ms"])
@@ -190,11 +199,12 @@ def main():
         summaries.append(summary)
         print(json.dumps(summary), flush=True)
     if not a.no_peak:
-        peaks.append(sgemm_peak(a.torch_python))
+        peaks.append(sgemm_peak(a.torch_python, a.threads))
     peak = max(peaks) if peaks else None
-    print(f"\nsummary: {machine['cpu']}, {machine['isa']}, {machine['cores']} cores; load average now "
-          f"{load_average()}; sgemm peak {peak or '-'} GFLOP/s (4096^3, best of PyTorch and MindSpore, "
-          f"{' and '.join(str(x) for x in peaks) or 'not measured'})")
+    print(f"\nsummary: {machine['cpu']}, {machine['isa']}, {machine['cores']} cores, "
+          f"{a.threads or 'default'} threads; load average now "
+          f"{load_average()}; sgemm peak {peak or '-'} GFLOP/s (4096^3, the better of PyTorch and MindSpore; "
+          f"before / after the runs: {' / '.join(str(x) for x in peaks) or 'not measured'})")
     print(f"{'config':<12} {'GFLOP':>6} {'PyTorch ms':>11} {'ours ms':>8} {'ratio':>6} {'ours GFLOP/s':>13} "
           f"{'PyTorch GFLOP/s':>16} {'ours % of peak':>15}")
     for s in summaries:

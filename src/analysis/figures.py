@@ -83,5 +83,9 @@ def side_by_side(images, spacing=GAP * 6):
 
 
 def save(image, path):
-    """Write the figure as a PNG replaced whole (src/files.py): a reader never sees half of it. Returns path."""
+    """Write the figure as a PNG replaced whole (src/files.py): a reader never sees half of it; a figure without
+    colour (grey images, black text) as a greyscale PNG, about half the size. Returns path."""
+    pixels = np.asarray(image.convert("RGB"))
+    if (pixels == pixels[:, :, :1]).all():
+        image = image.convert("L")
     return write_atomically(path, lambda tmp: image.save(tmp, format="PNG", optimize=True))

@@ -26,6 +26,7 @@ from src.errors import UserError
 GUIDED_FIGURE = "guided_backprop.png"
 CHANNELS = 6  # the paper shows the first 6 channels of the last stage
 TOP_IMAGES = 4  # top-activating images shown per channel
+CLIP_PERCENTILE = 99  # each map is shown scaled to this percentile of its |values| (see normalise)
 
 
 class GuidedActivation(nn.Cell):
@@ -138,12 +139,15 @@ def visualize(stages, images, channels=tuple(range(CHANNELS)), top=TOP_IMAGES, b
             "images": picked.reshape(shape), "maps": maps.reshape(shape)}
 
 
-def normalise(maps):
-    """Each map scaled by its largest absolute value into [-1, 1] (0 stays 0: mid-grey in the figure)."""
+def normalise(maps, percentile=CLIP_PERCENTILE):
+    """Each map divided by the `percentile`-th percentile of its absolute values and clipped to [-1, 1] (0 stays 0:
+    mid-grey in the figure). A few extreme gradients would otherwise set the scale and leave the rest of the map
+    near grey; the usual display of saliency maps clips them (99th percentile)."""
     maps = np.asarray(maps, np.float32)
     flat = maps.reshape(len(maps), -1)
-    peak = np.abs(flat).max(axis=1)
-    return (flat / np.where(peak > 0, peak, 1.0)[:, None]).reshape(maps.shape)
+    scale = np.percentile(np.abs(flat), percentile, axis=1)
+    scale = np.where(scale > 0, scale, np.abs(flat).max(axis=1))  # a sparse map: its largest value
+    return np.clip(flat / np.where(scale > 0, scale, 1.0)[:, None], -1.0, 1.0).reshape(maps.shape)
 
 
 def panel(result, title):

@@ -12,7 +12,7 @@ import sys
 
 from src.cli import ArgumentParser, command
 from src.config import DEVICE_TARGETS
-from src.analysis.arithmetic import parse_expression
+from src.analysis.arithmetic import load_numbered, parse_expression
 from src.data import DATASETS
 from src.errors import UserError
 from src.outputs.generate import FORMATS, INTERPOLATION_STEPS, check_options
@@ -47,7 +47,10 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     check_options(args.num_images, args.batch_size, args.format, args.interpolate)
     if args.arithmetic is not None:
-        parse_expression(args.arithmetic)  # a malformed expression fails before any network is loaded
+        # A malformed expression, or one naming a sample numbered.png does not have, fails before anything is
+        # loaded or written (with --numbered, the samples are the ones this command numbers).
+        count = args.num_images if args.numbered else len(load_numbered(args.output_path))
+        parse_expression(args.arithmetic, count)
     if args.nearest < 0:
         raise UserError(f"--nearest must be a number of neighbours (at least 1), not {args.nearest}")
     if args.nearest and not args.dataset:

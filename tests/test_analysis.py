@@ -1,7 +1,8 @@
 """The paper's analyses (src/analysis/): latent arithmetic, the memorisation check, guided backpropagation.
 
 The library tests use stand-ins a reader can check by hand (a linear generator, crafted training sets, a one-layer
-net); the CLI tests run each command once on the shared 2-step digits run (tests/trained_run.py).
+net); the CLI tests run each command once on the shared 2-step digits run (tests/trained_run.py) and once on a 1-step
+64 px RGB run of an image folder.
 """
 import re
 
@@ -201,12 +202,32 @@ def test_guided_maps_of_d_have_the_images_shape_and_pick_the_top_images():
         gb.visualize(list(netD.blocks), images, channels=[99], top=2)
 
 
-# ---- the commands, end to end on the shared 2-step digits run ----
+def test_maps_are_shown_scaled_to_their_99th_percentile():
+    from src.analysis import guided_backprop as gb
+
+    flat = np.concatenate([np.zeros(50), np.linspace(0.5, 1.0, 949), [100.0]]).astype(np.float32)
+    maps = np.stack([flat.reshape(1, 25, 40), -flat.reshape(1, 25, 40)])
+    shown = gb.normalise(maps)
+    assert shown.shape == maps.shape and np.abs(shown).max() == 1.0
+    assert shown[0, 0, 0, 0] == 0.0  # zero stays mid-grey
+    # One extreme gradient does not set the scale: the rest of the map keeps its contrast (with the largest value
+    # as the scale, the 0.5 to 1.0 range would be shown as 0.005 to 0.01, all but grey), and is clipped to [-1, 1].
+    assert shown[0].reshape(-1)[50] == pytest.approx(0.5, rel=0.01) and shown[0].reshape(-1)[-1] == 1.0
+    np.testing.assert_array_equal(shown[1], -shown[0])
+    sparse = np.zeros((1, 1, 20, 20), np.float32)
+    sparse[0, 0, 3, 3], sparse[0, 0, 5, 5] = 0.25, 0.1  # under 1% non-zero: the largest value sets the scale
+    np.testing.assert_allclose(gb.normalise(sparse)[0, 0, [3, 5], [3, 5]], [1.0, 0.4], rtol=1e-6)
+
+
+# ---- the commands, end to end: the shared 2-step digits run, and a 1-step 64 px RGB run ----
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
     from tests.trained_run import small_digits_run
     return small_digits_run(tmp_path_factory)
+
+
+ANALYSIS_FILES = ["arithmetic.png", "generate.png", "nearest.json", "nearest.png", "numbered.png", "numbered_z.npz"]
 
 
 def test_eval_numbered_arithmetic_and_nearest(digits_run, tmp_path):
@@ -218,17 +239,23 @@ def test_eval_numbered_arithmetic_and_nearest(digits_run, tmp_path):
     result = check(run_cli("eval.py", "--ckpt_file", digits_run, "--output_path", out, "--num_images", 16,
                            "--numbered", "--arithmetic", "0,1,2 - 3,4 + 5", "--nearest", 2, "--dataset", "digits"))
     for name in ("numbered.png", "numbered_z.npz", "arithmetic.png", "nearest.png", "nearest.json"):
-        assert (out / name).is_file() and f"wrote {out / name}" in result.stdout, name
+        assert f"wrote {out / name}" in result.stdout, name
+    assert sorted(p.name for p in out.iterdir()) == ANALYSIS_FILES  # and no temporary file left behind
     assert "nearest: 1,347 / 1,347 training images" in result.stdout
     report = json.loads((out / "nearest.json").read_text())
     assert report["num_generated"] == 16 and report["k"] == 2 and report["num_train"] == 1347
     assert set(report["distances"]) == {"pixel", "feature"}  # the run saved D with G: D-feature distances too
     assert report["distances"]["pixel"]["test_to_train"]["p50"] > 0 and report["copies"] == []
-    assert_user_error(run_cli("eval.py", "--ckpt_file", digits_run, "--output_path", out, "--arithmetic", "1 - - 2"),
-                      "two operators in a row")
-    assert_user_error(run_cli("eval.py", "--ckpt_file", digits_run, "--output_path", out, "--arithmetic", "16 - 2"),
-                      "sample 16 does not exist")
-    assert_user_error(run_cli("eval.py", "--ckpt_file", digits_run, "--nearest", 2), "--nearest needs --dataset")
+    assert "real test images" in report["reference"]
+    # Bad input fails before a network is loaded or a file written: one line, exit code 2.
+    for args, message in [(["--arithmetic", "1 - - 2"], "two operators in a row"),
+                          (["--arithmetic", "16 - 2"], "sample 16 does not exist; numbered.png has samples 0 to 15"),
+                          (["--nearest", 2], "--nearest needs --dataset")]:
+        assert_user_error(run_cli("eval.py", "--ckpt_file", digits_run, "--output_path", out, *args), message)
+    assert_user_error(run_cli("eval.py", "--ckpt_file", digits_run, "--output_path", tmp_path / "elsewhere",
+                              "--arithmetic", "1 - 2"), "run eval.py --numbered with the same --output_path first")
+    assert sorted(p.name for p in out.iterdir()) == ANALYSIS_FILES
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_verify_visualize(digits_run, tmp_path):
@@ -242,3 +269,59 @@ def test_verify_visualize(digits_run, tmp_path):
     assert Image.open(tmp_path / "guided_backprop.png").size[0] > 500  # trained and untrained D side by side
     assert_user_error(run_cli("verify.py", "--ckpt_file", digits_run, "--visualize", "--channels", "a"),
                       "--channels 'a'")
+
+
+def _shape_image(kind):
+    """index -> a 64 x 64 RGB image: a disc (kind 0) or a square (kind 1) on black, moving with the index."""
+    def make(index):
+        rows, cols = np.mgrid[:64, :64]
+        centre, radius = 18 + 4 * index, 6 + index % 4
+        inside = ((rows - centre) ** 2 + (cols - centre) ** 2 < radius ** 2) if kind == 0 else \
+            ((abs(rows - centre) < radius) & (abs(cols - 63 + centre) < radius))
+        image = np.zeros((64, 64, 3), np.uint8)
+        image[inside] = (255, 200, 0) if kind == 0 else (40, 160, 255)
+        return image
+    return make
+
+
+@pytest.fixture(scope="module")
+def run_64px(tmp_path_factory):
+    """(run directory, data folder) of a 1-step 64 px RGB run (nz 8, ngf = ndf = 4) on 16 images in two class
+    folders: a folder has no test split, so nearest.json's reference is training images against the others."""
+    from tests.fixtures import write_images
+    from tests.trained_run import check, run_cli
+
+    root = tmp_path_factory.mktemp("run_64px")
+    for kind, name in enumerate(("discs", "squares")):
+        write_images(root / "data" / name, 8, _shape_image(kind))
+    check(run_cli("train.py", "--dataset", "folder", "--data_path", root / "data", "--image_size", 64, "--nz", 8,
+                  "--ngf", 4, "--ndf", 4, "--max_steps", 1, "--batch_size", 4, "--metrics_interval", 0,
+                  "--output_path", root / "run"))
+    return root / "run", root / "data"
+
+
+def test_the_analyses_on_a_64px_rgb_run(run_64px, tmp_path):
+    import json
+
+    from PIL import Image
+
+    from tests.trained_run import check, run_cli
+
+    run, data = run_64px
+    result = check(run_cli("eval.py", "--ckpt_file", run, "--output_path", tmp_path, "--num_images", 8,
+                           "--numbered", "--arithmetic", "0,1 - 2 + 3,4", "--nearest", 3, "--dataset", "folder",
+                           "--data_path", data))
+    assert "(64 px, nz 8, ngf 4, nc 3)" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ANALYSIS_FILES
+    with np.load(tmp_path / "numbered_z.npz") as saved:
+        assert saved["z"].shape == (8, 8, 1, 1)
+    assert Image.open(tmp_path / "numbered.png").size[0] >= 3 * 64  # 3 columns of 64 px tiles, not shrunk
+    report = json.loads((tmp_path / "nearest.json").read_text())
+    assert report["num_train"] == 16 and set(report["distances"]) == {"pixel", "feature"}
+    assert report["reference"].startswith("8 training images") and "no test split" in report["reference"]
+    assert report["distances"]["pixel"]["test_to_train"]["p0"] > 0  # no image was matched with itself
+
+    result = check(run_cli("verify.py", "--ckpt_file", run, "--visualize", "--dataset", "folder", "--data_path",
+                           data, "--top", 2, "--output_path", tmp_path))
+    assert "top 2 of 4 test images" in result.stdout
+    assert Image.open(tmp_path / "guided_backprop.png").mode == "RGB"

@@ -7,6 +7,9 @@ hold-out shared with src/data/labelled.py, so verify.py never classifies a digit
 holding only one split reads what it has; datasets without official splits (image folders, fake, MindRecord) are
 read whole. Reader.split says what is actually read.
 """
+import hashlib
+import importlib.metadata
+import importlib.util
 import os
 
 import numpy as np
@@ -16,6 +19,7 @@ from src.data.bad_files import find_files, tag_with_path
 from src.data.options import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, NO_SPLIT, ONLY_SPLIT
 from src.data.source import Reader, mindspore_dataset
 from src.errors import UserError
+from src.files import write_atomically
 
 # MindSpore matches extensions case-sensitively, so list both spellings.
 IMAGE_EXTENSIONS = tuple(e for ext in (".jpg", ".jpeg", ".png", ".bmp") for e in (ext, ext.upper()))
@@ -308,25 +312,67 @@ def _fake(req):
                                                     base_seed=req.seed, **kw), source_nc=nc)
 
 
-def digits_arrays():
-    """scikit-learn's 1,797 8x8 digits as uint8 0..255 (N, 8, 8, 1) images (values 0..16 scaled), and their labels."""
-    from sklearn.datasets import load_digits
+# Importing scikit-learn (and scipy.stats with it) took 0.6-1.6 s of every training start on a 2-core VM, for a
+# 25 ms read: the digits are read from the file it ships, and the hold-out it draws is cached (bench/startup.py).
+def _sklearn_digits_file():
+    """scikit-learn's digits.csv.gz (what load_digits reads), found without importing scikit-learn; or None."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.origin:
+        return None
+    path = os.path.join(os.path.dirname(spec.origin), "datasets", "data", "digits.csv.gz")
+    return path if os.path.isfile(path) else None
 
-    digits = load_digits()
-    return (np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None],
-            digits.target.astype(np.int64))
+
+def digits_arrays():
+    """scikit-learn's 1,797 8x8 digits as uint8 0..255 (N, 8, 8, 1) images (values 0..16 scaled), and their labels,
+    exactly as load_digits returns them (read from its file with numpy: load_digits' own parse)."""
+    path = _sklearn_digits_file()
+    if path is None:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        images, labels = digits.images, digits.target
+    else:
+        data = np.loadtxt(path, delimiter=",")
+        images, labels = data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
+    return np.rint(images * (255.0 / 16.0)).astype(np.uint8)[..., None], labels.astype(np.int64)
 
 
 def digits_split(labels=None):
     """{"train": indices, "test": indices} into the digits (sorted): the fixed stratified hold-out, 1,347 / 450,
-    drawn with DIGITS_SPLIT_SEED whatever the run's seed (src/data/labelled.py holds out the same ones)."""
-    from sklearn.model_selection import train_test_split
-
+    drawn with DIGITS_SPLIT_SEED whatever the run's seed (src/data/labelled.py holds out the same ones). Drawn by
+    scikit-learn's train_test_split once per scikit-learn version and set of labels, then read from a cache file
+    (~/.cache/dcgan); an unwritable cache only means drawing it again."""
     if labels is None:
         labels = digits_arrays()[1]
+    labels = np.asarray(labels, np.int64)
+    try:
+        version = importlib.metadata.version("scikit-learn")
+    except importlib.metadata.PackageNotFoundError:
+        version = "none"
+    key = hashlib.sha256(f"{version}|{DIGITS_TEST_FRACTION}|{DIGITS_SPLIT_SEED}|".encode() + labels.tobytes())
+    cache = os.path.join(os.path.expanduser("~"), ".cache", "dcgan", f"digits_split_{key.hexdigest()[:16]}.npz")
+    try:
+        with np.load(cache) as saved:
+            return {"train": saved["train"], "test": saved["test"]}
+    except (OSError, KeyError, ValueError):
+        pass
+    from sklearn.model_selection import train_test_split
+
     train, test = train_test_split(np.arange(len(labels)), test_size=DIGITS_TEST_FRACTION, stratify=labels,
                                    random_state=DIGITS_SPLIT_SEED)
-    return {"train": np.sort(train), "test": np.sort(test)}
+    split = {"train": np.sort(train), "test": np.sort(test)}
+
+    def write(tmp):
+        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a name
+            np.savez(f, **split)
+
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        write_atomically(cache, write)
+    except OSError:
+        pass
+    return split
 
 
 def _digits(req):

@@ -2,14 +2,16 @@
 import sys
 
 from src.cli import command
-from src.config import parse_train_args, resolve_train_config, resume_config
 from src.run.interrupt import block_stop_signals
 
 
 @command
 def main(argv=None):
-    # Before MindSpore starts a thread: SIGINT/SIGTERM then reach the trainer's StopRequest (see src/run/interrupt.py).
+    # First of all, before NumPy or MindSpore start a thread (a thread inherits the signal mask of its creator):
+    # SIGINT/SIGTERM then reach the trainer's StopRequest (see src/run/interrupt.py), never MindSpore's handlers.
     block_stop_signals()
+    from src.config import parse_train_args, resolve_train_config, resume_config
+
     args = parse_train_args(argv)
     if args.resume:
         from src.run.directory import read_config

@@ -73,7 +73,7 @@ def test_training_mode_equals_batch_norm_then_activation(alpha, shape):
 
 
 def test_without_the_library_it_is_the_plain_pair(monkeypatch):
-    monkeypatch.setitem(kernels._result, "path", None)
+    monkeypatch.setitem(kernels.BUILD, "path", None)
     fast, plain = DnnlBatchNormAct(4, 0.2), plain_pair(4, 0.2)
     assert not fast.dnnl
     x = ms.Tensor(np.random.default_rng(2).standard_normal((6, 4, 3, 3)).astype(np.float32))

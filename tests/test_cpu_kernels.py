@@ -43,7 +43,7 @@ def test_the_load_check_names_a_constant_the_loaded_onednn_disagrees_with(monkey
 
 @needs_kernels
 def test_a_library_that_fails_its_check_is_not_used(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(kernels, "_result", {})
+    monkeypatch.setattr(kernels, "BUILD", {})
     monkeypatch.setattr(kernels, "cache_dir", lambda: str(tmp_path))
     monkeypatch.setattr(kernels, "_self_check", lambda target: "LeakyReLU differs from numpy")
     with caplog.at_level("WARNING", logger=kernels.__name__):
@@ -150,7 +150,7 @@ def test_other_slopes_keep_the_plain_leaky_relu():
 
 
 def test_without_the_library_the_layers_are_the_plain_ones(monkeypatch):
-    monkeypatch.setitem(kernels._result, "path", None)
+    monkeypatch.setitem(kernels.BUILD, "path", None)
     conv, transposed = DnnlConv2d(16, 32, 4, 2, 1), DnnlConv2dTranspose(32, 16, 4, 2, 1)
     assert not conv.dnnl and not transposed.dnnl and not DnnlLeakyReLU(0.2).dnnl and not DnnlReLU().dnnl
     compare(conv, nn.Conv2d(16, 32, 4, 2, pad_mode="pad", padding=1, has_bias=False), (2, 16, 8, 8), seed=5)
@@ -159,7 +159,7 @@ def test_without_the_library_the_layers_are_the_plain_ones(monkeypatch):
 
 
 def test_a_failed_build_falls_back_with_one_log_line(monkeypatch, caplog):
-    monkeypatch.setattr(kernels, "_result", {})
+    monkeypatch.setattr(kernels, "BUILD", {})
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setattr(kernels.shutil, "which", lambda name: None)
     with caplog.at_level("WARNING", logger=kernels.__name__):

@@ -63,7 +63,7 @@ def test_laplacian_pyramid_levels_and_exact_reconstruction():
     images = uniform_noise(3, nc=3, size=32)
     pyramid = swd.laplacian_pyramid(images, 2)
     assert [level.shape[-1] for level in pyramid] == [32, 16]
-    np.testing.assert_allclose(pyramid[0] + swd._up(pyramid[1]), images, atol=1e-5)
+    np.testing.assert_allclose(pyramid[0] + swd.upsample(pyramid[1]), images, atol=1e-5)
 
 
 def test_quantile_tables_equal_the_papers_sorted_difference_for_equal_sizes():

@@ -43,7 +43,7 @@ class BadFiles:
     def count(self):
         return len(self._reasons)
 
-    def _entries(self, start=0, stop=None):
+    def entries(self, start=0, stop=None):
         """[(name, reason)] of the bad files found in that range, in the order found."""
         with self._lock:
             entries = list(self._reasons.items())[start:stop]
@@ -57,7 +57,7 @@ class BadFiles:
     @property
     def first(self):
         """'path: reason' of the first bad file found, or None."""
-        entries = self._entries(0, 1)
+        entries = self.entries(0, 1)
         return f"{entries[0][0]}: {entries[0][1]}" if entries else None
 
     def summary(self):
@@ -72,7 +72,7 @@ class BadFiles:
             return []
         self._reported = count
         lines = [self.summary()]
-        lines += [f"  skipped {name}: {reason}" for name, reason in self._entries(start, start + self.LISTED)]
+        lines += [f"  skipped {name}: {reason}" for name, reason in self.entries(start, start + self.LISTED)]
         if count - start > self.LISTED:
             lines.append(f"  ... and {count - start - self.LISTED} more")
         return lines

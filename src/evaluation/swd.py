@@ -55,7 +55,7 @@ def _down(images):
     return _blur(images, _BINOMIAL)[:, :, ::2, ::2]
 
 
-def _up(images):
+def upsample(images):
     n, c, h, w = images.shape
     out = np.zeros((n, c, 2 * h, 2 * w), images.dtype)
     out[:, :, ::2, ::2] = images
@@ -68,7 +68,7 @@ def laplacian_pyramid(images, levels):
     pyramid = []
     for _ in range(levels - 1):
         smaller = _down(current)
-        pyramid.append(current - _up(smaller))
+        pyramid.append(current - upsample(smaller))
         current = smaller
     pyramid.append(current)
     return pyramid

@@ -89,7 +89,7 @@ def test_bad_files_are_skipped_and_counted_and_every_good_image_is_read(tmp_path
     assert sorted(seen[:GOOD]) == list(range(GOOD))  # the first pass: every good image once, nothing else
     assert set(seen[GOOD:]) <= set(range(GOOD))  # the top-up: good images again, never a bad one
     assert info.bad_files.count == 3
-    assert dict(info.bad_files._entries()) == {path: BAD[os.path.basename(path)] for path in bad}
+    assert dict(info.bad_files.entries()) == {path: BAD[os.path.basename(path)] for path in bad}
     assert logged[0].startswith("skipped 3 unreadable image files so far (first: ")
     assert sorted(line.split(": ")[0] for line in logged[1:]) == sorted(f"  skipped {path}" for path in bad)
 
@@ -187,7 +187,7 @@ def test_a_file_deleted_after_the_listing_is_a_bad_file(tmp_path):
     gone = os.path.join(root, "img0000.png")
     os.remove(gone)  # as by another process during a long run
     assert len(one_epoch(ds, info)) == info.batches_per_epoch
-    assert (gone, "cannot read it: No such file or directory") in info.bad_files._entries()
+    assert (gone, "cannot read it: No such file or directory") in info.bad_files.entries()
     assert info.bad_files.count == 4
 
 
@@ -198,7 +198,7 @@ def test_files_that_cannot_be_read_in_class_folders_are_bad_files(tmp_path):
     os.makedirs(os.path.join(root, "b", "folder.jpg"))
     ds, info = create_dataset("folder", root, batch_size=BATCH)
     assert len(one_epoch(ds, info)) == info.batches_per_epoch
-    entries = info.bad_files._entries()
+    entries = info.bad_files.entries()
     assert (os.path.join(root, "a", "dangling.png"), "cannot read it: No such file or directory") in entries
     assert (os.path.join(root, "b", "folder.jpg"), "cannot read it: Is a directory") in entries
     assert info.bad_files.count == 5

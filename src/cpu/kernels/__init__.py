@@ -34,7 +34,7 @@ COMPILERS = ("g++", "clang++")  # after $CXX
 BUILD_SECONDS = 5  # what the build line announces (g++ 12, 2 cores: 3-5.5 s with the check, loaded AMD EPYC)
 CHECKED = ".checked"  # suffix of the marker a library gets when self_check.py passed it
 
-_result = {}
+BUILD = {}  # {"path": the library or None} once library() has run in this process (tests reset it)
 
 
 def mindspore_lib_dir():
@@ -164,15 +164,15 @@ def _announce(line):
 def library(announce=_announce):
     """Path of the compiled kernels' shared object, or None (logged once, with the reason) if unavailable.
     A build first passes its one line to announce()."""
-    if "path" not in _result:
+    if "path" not in BUILD:
         try:
             path, reason = _build(announce)
         except Exception as error:  # a broken build must never stop training: the plain layers still work
             path, reason = None, f"{type(error).__name__}: {error}"
-        _result["path"] = path
+        BUILD["path"] = path
         if path is None:
             log.warning("fast CPU convolutions unavailable (%s): using MindSpore's convolutions", reason)
-    return _result["path"]
+    return BUILD["path"]
 
 
 def dnnl_version():

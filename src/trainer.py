@@ -29,7 +29,8 @@ from src.run.interrupt import StopRequest
 from src.weight_init import init_weights
 
 NUM_FIXED_NOISE = 64
-REPORT_INTERVAL_S = 60
+REPORT_INTERVAL_S = 60  # the report is refreshed at epoch ends at most this often...
+REPORT_SHARE = 0.01  # ...and less often when rendering would take more than this share of the training time
 QUALITY_SEED = 0  # the latent sample every quality measurement draws: the same in every run, so runs compare
 
 
@@ -129,7 +130,7 @@ class Trainer:
             self.ema = GeneratorEMA(self.netG, self.averagedG, cfg["ema_decay"])
         self.step, self.fixed_noise = 0, fixed_noise(cfg)
         self.last_losses = None  # the newest step's losses, checked before an interrupt saves
-        self.last_report = time.time()
+        self.last_report, self.report_seconds = time.time(), 0.0
         if cfg["resume"]:
             self._resume()
         else:
@@ -290,16 +291,21 @@ class Trainer:
             save_grid(images[:NUM_FIXED_NOISE], os.path.join(self.dir, rundir.REAL_SAMPLES_FILE))
 
     def _render_report(self, force=False):
-        """Refresh the run's index.html: at epoch ends at most once a minute (it takes ~1 s, and short epochs
-        should not pay for it), and always at the end. A rendering failure is a warning, never a crash."""
-        if not self.world.is_main or (not force and time.time() - self.last_report < REPORT_INTERVAL_S):
+        """Refresh the run's index.html: at epoch ends at most once a minute, and no more often than keeps its
+        rendering (~1 s, more as grids accumulate) within REPORT_SHARE of the run; always at the end. A rendering
+        failure is a warning, never a crash."""
+        interval = max(REPORT_INTERVAL_S, self.report_seconds / REPORT_SHARE)
+        if not self.world.is_main or (not force and time.time() - self.last_report < interval):
             return None
-        self.last_report = time.time()
+        started = time.time()
         try:
             return render_report(self.dir)
         except Exception as error:  # noqa: BLE001 - the report is a courtesy; training results are already saved
             self.log.warning(f"warning: could not render the run report: {error}")
             return None
+        finally:
+            self.last_report = time.time()
+            self.report_seconds = self.last_report - started
 
     def _check_finite(self, record):
         if not all(math.isfinite(record[k]) for k in ("loss_d", "loss_g")):

@@ -19,8 +19,8 @@ def read_state(path):
 
 
 def run_tool(script, *args):
-    return subprocess.run([sys.executable, script, *args], env=user_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
-
+    return subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+env=user_env(), 
 
 def test_ema_update_follows_the_warmed_up_formula():
     import mindspore as ms

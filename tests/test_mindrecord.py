@@ -2,8 +2,6 @@
 would have read the source, sharded or not, through create_dataset('mindrecord' or 'auto') and train.py."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,8 +12,7 @@ from src.data.convert import convert
 from src.data.mindrecord import META_FILE
 from src.dataset import create_dataset
 from src.errors import UserError
-from tests.cli import user_env
-from tests.conftest import ROOT
+from tests.cli import run_tool
 from tests.fixtures import write_image_folder, write_images, write_mnist
 
 
@@ -186,19 +183,17 @@ def test_unfinished_or_foreign_output_is_refused_when_read(tmp_path):
 def test_prepare_data_then_train_from_mindrecord(folder, tmp_path):
     """The user's path, as real processes: convert with prepare_data.py, then train.py --dataset mindrecord."""
     out, run = tmp_path / "mr", tmp_path / "run"
-    result = subprocess.run([sys.executable, "prepare_data.py", "--data_path", folder, "--output_path", str(out),
-                             "--image_size", "32", "--num_shards", "2", "--split", "all"], env=user_env(), cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = run_tool("prepare_data.py", "--data_path", folder, "--output_path", str(out), "--image_size", "32",
+                      "--num_shards", "2", "--split", "all", timeout=300)
     assert result.returncode == 0, result.stderr
     assert "wrote 6 images" in result.stdout
     assert json.loads((out / META_FILE).read_text())["source"]["split"] == "all (no split on disk)"
-    again = subprocess.run([sys.executable, "prepare_data.py", "--data_path", folder, "--output_path", str(out),
-                            "--image_size", "32"], env=user_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    again = run_tool("prepare_data.py", "--data_path", folder, "--output_path", str(out), "--image_size", "32",
+                     timeout=300)
     assert again.returncode == 2 and again.stderr.startswith("error:") and again.stderr.count("\n") == 1
-    result = subprocess.run([sys.executable, "train.py", "--dataset", "mindrecord", "--data_path", str(out),
-                             "--max_steps", "2", "--batch_size", "4", "--ngf", "8", "--ndf", "8", "--nz", "16",
-                             "--log_interval", "1", "--output_path", str(run)], env=user_env(), cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
+    result = run_tool("train.py", "--dataset", "mindrecord", "--data_path", str(out), "--max_steps", "2",
+                      "--batch_size", "4", "--ngf", "8", "--ndf", "8", "--nz", "16", "--log_interval", "1",
+                      "--output_path", str(run))
     assert result.returncode == 0, result.stdout + result.stderr
     config = json.loads((run / "config.json").read_text())
     assert config["dataset"] == "mindrecord" and config["nc"] == 3

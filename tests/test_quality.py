@@ -312,8 +312,8 @@ def test_a_feature_model_that_is_not_one_is_refused(tmp_path):
 # -- calc_metrics.py, end to end -----------------------------------------------------------------------------------
 
 def calc_metrics(*args):
-    return subprocess.run([sys.executable, "calc_metrics.py", *args], env=user_env(), cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run([sys.executable, "calc_metrics.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=user_env(), timeout=600)
 
 
 def test_calc_metrics_prints_one_json_line_and_appends_it_to_the_run(tmp_path, judge, cache):

@@ -143,6 +143,26 @@ def test_the_page_references_only_existing_files_and_shows_every_part(fixture_ru
     assert "finished" in text
 
 
+def test_the_analyses_get_their_own_section_with_captions_and_the_distance_summary(fixture_run):
+    analyses = fixture_run / "analyses"
+    analyses.mkdir()
+    for name in ("guided_backprop.png", "nearest.png", "arithmetic.png"):
+        save_grid(random_images(4), str(analyses / name))
+    (analyses / "nearest.json").write_text(json.dumps({"distances": {"pixel": {"median": 9.4}}, "copies": 0}))
+    index = render_report(str(fixture_run))
+    page = read_page(index)
+    text = " ".join(page.text)
+    section = text[text.index("Analyses"):]
+    # In the paper's order (arithmetic, nearest, guided backprop), each with what it shows, and not again among
+    # the generic evaluation files.
+    positions = [section.index(f"analyses/{name}") for name in ("arithmetic.png", "nearest.png", "guided_backprop.png")]
+    assert positions == sorted(positions)
+    assert "Vector arithmetic" in section and "Memorisation check" in section and "What D responds to" in section
+    assert ("distances.pixel.median", "9.4") in page.rows and ("copies", "0") in page.rows
+    assert {os.path.join(str(analyses), n) for n in ("arithmetic.png", "nearest.png", "guided_backprop.png")} <= \
+        set(referenced_paths(index, page))
+
+
 def test_the_page_names_every_config_value(fixture_run):
     cfg = json.loads((fixture_run / "config.json").read_text())
     page = read_page(render_report(str(fixture_run)))
@@ -215,11 +235,11 @@ def real_run(tmp_path_factory):
     """`train.py --dataset fake` for 4 steps (grids at steps 2 and 4), then `report.py` on its run directory."""
     run_dir = tmp_path_factory.mktemp("real") / "run"
     train = subprocess.run([sys.executable, "train.py", "--dataset", "fake", "--max_steps", "4", "--batch_size", "8",
-                            "--output_path", str(run_dir), "--sample_interval", "2", "--log_interval", "1"], env=user_env(),
-                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+                            "--output_path", str(run_dir), "--sample_interval", "2", "--log_interval", "1"],
+                           env=user_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert train.returncode == 0, train.stderr[-3000:]
-    report = subprocess.run([sys.executable, "report.py", str(run_dir)], env=user_env(), cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    report = subprocess.run([sys.executable, "report.py", str(run_dir)], cwd=ROOT, capture_output=True, text=True,
+                            env=user_env(), timeout=120)
     assert report.returncode == 0, report.stderr[-3000:]
     return run_dir, report.stdout.strip()
 

@@ -19,8 +19,8 @@ def config(run):
 
 
 def start(run, *extra):
-    return subprocess.Popen([sys.executable, "train.py", *SMALL, "--output_path", str(run), *extra], env=user_env(), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "train.py", *SMALL, "--output_path", str(run), *extra], cwd=ROOT,
+                            env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for(process, condition, timeout=300):
@@ -61,8 +61,8 @@ def test_a_second_trainer_is_refused_while_readers_are_safe_and_a_killed_run_lea
         second = train("--resume", "--output_path", str(run), check=False)
         assert second.returncode == 2 and "in use by a training process" in second.stderr
         assert len(second.stderr.strip().splitlines()) == 1
-        report = subprocess.run([sys.executable, "report.py", str(run)], env=user_env(), cwd=ROOT, capture_output=True, text=True,
-                                timeout=300)
+        report = subprocess.run([sys.executable, "report.py", str(run)], cwd=ROOT, capture_output=True, text=True,
+                                env=user_env(), timeout=300)
         assert report.returncode == 0, report.stderr[-2000:]
         assert first.poll() is None  # the running trainer was not disturbed
     finally:

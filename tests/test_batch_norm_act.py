@@ -15,28 +15,11 @@ from src.cpu.fast_layers import DnnlBatchNormAct
 from src.discriminator import Discriminator
 from src.generator import Generator
 from src.weight_init import init_weights
-from tests.test_fast_layers import assert_close
+from tests.test_fast_layers import OutputAndGrads, assert_close  # (y, dL/dx, dL/dgamma, dL/dbeta) here
 
 ms.set_context(mode=ms.GRAPH_MODE)
 
 needs_kernels = pytest.mark.skipif(shutil.which("g++") is None, reason="no g++: the plain layers are used")
-
-
-class OutputAndGrads(nn.Cell):
-    """(y, dL/dx, dL/dgamma, dL/dbeta) for L = sum(y * r)."""
-
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-        self.grad = ops.GradOperation(get_all=True, get_by_list=True)
-        self.weights = ms.ParameterTuple(layer.trainable_params())
-
-    def loss(self, x, r):
-        return (self.layer(x) * r).sum()
-
-    def construct(self, x, r):
-        (dx, _), (dgamma, dbeta) = self.grad(self.loss, self.weights)(x, r)
-        return self.layer(x), dx, dgamma, dbeta
 
 
 def plain_pair(channels, alpha):

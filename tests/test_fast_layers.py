@@ -14,7 +14,7 @@ ms.set_context(mode=ms.GRAPH_MODE)
 
 
 class OutputAndGrads(nn.Cell):
-    """(y, dL/dx, dL/dweight) for L = sum(y * r): every output element gets its own random cotangent."""
+    """(y, dL/dx, dL/d(each weight)...) for L = sum(y * r): every output element gets its own random cotangent."""
 
     def __init__(self, layer):
         super().__init__()
@@ -26,8 +26,8 @@ class OutputAndGrads(nn.Cell):
         return (self.layer(x) * r).sum()
 
     def construct(self, x, r):
-        (dx, _), (dw,) = self.grad(self.loss, self.weights)(x, r)
-        return self.layer(x), dx, dw
+        (dx, _), weight_grads = self.grad(self.loss, self.weights)(x, r)
+        return (self.layer(x), dx) + weight_grads
 
 
 def assert_close(actual, expected, name):

@@ -1,4 +1,4 @@
-"""Render a run directory's report: python report.py RUN_DIR; prints its index.html's path (see src/run/html_report.py)."""
+"""Render a run directory's report: python report.py RUN_DIR; prints its index.html's path (src/run/html_report.py)."""
 import sys
 
 from src.cli import ArgumentParser, command

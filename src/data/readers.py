@@ -19,7 +19,7 @@ from src.data.bad_files import find_files, tag_with_path
 from src.data.options import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, NO_SPLIT, ONLY_SPLIT
 from src.data.source import Reader, mindspore_dataset
 from src.errors import UserError
-from src.files import write_atomically
+from src.files import user_cache_dir, write_atomically
 
 # MindSpore matches extensions case-sensitively, so list both spellings.
 IMAGE_EXTENSIONS = tuple(e for ext in (".jpg", ".jpeg", ".png", ".bmp") for e in (ext, ext.upper()))
@@ -351,7 +351,7 @@ def digits_split(labels=None):
     except importlib.metadata.PackageNotFoundError:
         version = "none"
     key = hashlib.sha256(f"{version}|{DIGITS_TEST_FRACTION}|{DIGITS_SPLIT_SEED}|".encode() + labels.tobytes())
-    cache = os.path.join(os.path.expanduser("~"), ".cache", "dcgan", f"digits_split_{key.hexdigest()[:16]}.npz")
+    cache = user_cache_dir(f"digits_split_{key.hexdigest()[:16]}.npz")
     try:
         with np.load(cache) as saved:
             return {"train": saved["train"], "test": saved["test"]}

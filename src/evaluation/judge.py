@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from src.errors import UserError
+from src.files import user_cache_dir
 
 LABELLED = ("digits", "mnist", "cifar10", "folder")  # "folder": only when the images are in class sub-folders
 METRICS = ("swd", "cfid", "ckid", "fid", "kid")
@@ -39,7 +40,6 @@ GENERATE_BATCH = 250  # latent vectors per generator call
 SPLIT_SEED = 0  # the train/test split of datasets without an official one (= src/data/labelled.py's, verify.py's)
 READ_BATCH = 256
 FAKE_REFERENCE = 1000  # images of the fake dataset (random noise) read as its reference
-HOME_CACHE = os.path.join("~", ".cache", "dcgan")
 
 
 def _dataset_names():
@@ -229,7 +229,7 @@ class QualityJudge:
                 parent, base = os.path.split(os.path.abspath(data_path))
                 if os.access(parent, os.W_OK):
                     places.append(os.path.join(parent, f"{base}.{stem}"))  # beside the data, never inside it
-            places.append(os.path.join(os.path.expanduser(HOME_CACHE), stem))
+            places.append(user_cache_dir(stem))
         expected = {"version": clf.FORMAT_VERSION, "image_size": self.image_size, "nc": self.nc,
                     "fingerprint": fingerprint}
         for place in places:

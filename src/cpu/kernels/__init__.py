@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 
+from src.files import user_cache_dir
+
 log = logging.getLogger(__name__)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,7 +48,7 @@ def mindspore_lib_dir():
 
 
 def cache_dir():
-    return os.path.join(os.path.expanduser("~"), ".cache", "dcgan", "custom_ops")
+    return user_cache_dir("custom_ops")
 
 
 def compiler():

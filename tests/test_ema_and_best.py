@@ -19,29 +19,33 @@ def read_state(path):
 
 
 def run_tool(script, *args):
-    return subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
-env=user_env(), 
+    return subprocess.run([sys.executable, script, *args], cwd=ROOT, env=user_env(), capture_output=True, text=True,
+                          timeout=600)
 
 def test_ema_update_follows_the_warmed_up_formula():
     import mindspore as ms
 
-    from src.ema import GeneratorEMA, decay_at
+    from src.ema import UPDATE_EVERY, GeneratorEMA, decay_at
     from src.generator import Generator
 
     netG, averaged = Generator(32, 16, 8, 1), Generator(32, 16, 8, 1)
     ema = GeneratorEMA(netG, averaged, decay=0.99)
     rng = np.random.default_rng(0)
     expected = [p.asnumpy().astype(np.float64) for p in netG.trainable_params()]
-    for step in range(5):
-        for p, e in zip(netG.trainable_params(), expected):  # G moves; the average follows
-            value = rng.standard_normal(p.shape).astype(np.float32)
+    kept = 1.0  # the old average's share since the last update: the product of the per-step decays
+    for step in range(3 * UPDATE_EVERY + 2):
+        values = [rng.standard_normal(p.shape).astype(np.float32) for p in netG.trainable_params()]
+        for p, value in zip(netG.trainable_params(), values):  # G moves; the average follows every few steps
             p.set_data(ms.Tensor(value))
-            d = decay_at(0.99, step)
-            e *= d
-            e += (1 - d) * value
+        kept *= decay_at(0.99, step)
+        if (step + 1) % UPDATE_EVERY == 0:
+            for e, value in zip(expected, values):
+                e *= kept
+                e += (1 - kept) * value
+            kept = 1.0
         ema.update(step)
-    for p, e in zip(averaged.trainable_params(), expected):
-        np.testing.assert_allclose(p.asnumpy(), e, rtol=1e-5, atol=1e-6)
+        for p, e in zip(averaged.trainable_params(), expected):
+            np.testing.assert_allclose(p.asnumpy(), e, rtol=1e-5, atol=1e-6)
     assert decay_at(0.99, 0) == 0.1 and decay_at(0.99, 10_000) == 0.99  # warm-up, then the set decay
 
 

@@ -18,8 +18,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from src.data import (BUILT_IN, NO_SPLIT, BadFiles, Request, check_options, count_images, decoded_twice, detect_format,
-                      existing_dir, mindspore_dataset, open_reader, pixel_transforms)
+from src.data import (BUILT_IN, NO_SPLIT, BadFiles, Request, batched_epoch, check_options, count_images,
+                      decoded_twice, detect_format, existing_dir, mindspore_dataset, open_reader, pixel_transforms)
 from src.errors import UserError
 
 
@@ -80,6 +80,10 @@ def create_dataset(name, data_path=None, image_size=32, batch_size=128, nc=None,
     bad_files = bad_files or BadFiles(strict, reader.locate, reader.root)
     batches = per_shard // batch_size if drop_remainder else math.ceil(per_shard / batch_size)
     needed = batches * batch_size if drop_remainder else per_shard
+    if reader.pixels is not None and drop_remainder:  # the digits: whole batches from memory (src/data/in_memory.py)
+        pipeline = batched_epoch(reader.pixels, image_size, reader.source_nc, out_nc, batch_size, shuffle, seed,
+                                 num_shards, shard_id, num_samples)
+        return pipeline, info_of(name, out_nc, whole, batches, reader, per_shard, bad_files)
     if reader.encoded:
         # Bad files are skipped, and the epoch topped up by a second pass (src/data/bad_files.py): a second reader
         # rather than repeat(), which warns every epoch that batches may mix epochs.
@@ -92,8 +96,10 @@ def create_dataset(name, data_path=None, image_size=32, batch_size=128, nc=None,
         pipeline = pipeline.take(needed)
     pipeline = pipeline.batch(batch_size, drop_remainder=drop_remainder)
 
-    info = DatasetInfo(name=name, nc=out_nc, num_images=whole, batches_per_epoch=batches,
-                       source_nc=reader.source_nc, images_per_epoch=per_shard, data_path=reader.root,
-                       split=reader.split, bad_files=bad_files)
-    return pipeline, info
+    return pipeline, info_of(name, out_nc, whole, batches, reader, per_shard, bad_files)
+
+
+def info_of(name, nc, whole, batches, reader, per_shard, bad_files):
+    return DatasetInfo(name=name, nc=nc, num_images=whole, batches_per_epoch=batches, source_nc=reader.source_nc,
+                       images_per_epoch=per_shard, data_path=reader.root, split=reader.split, bad_files=bad_files)
 

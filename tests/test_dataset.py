@@ -393,6 +393,38 @@ def test_digits_shards_halve_the_batches():
     assert shard.batches_per_epoch == 674 // 8 == whole.batches_per_epoch // 2
 
 
+@pytest.mark.parametrize("options", [dict(), dict(num_shards=2, shard_id=1), dict(num_shards=3, shard_id=2),
+                                     dict(num_samples=100), dict(num_shards=2, shard_id=0, num_samples=300)])
+def test_digits_epochs_from_memory_match_the_row_pipeline(options):
+    """The digits are batched from memory (src/data/in_memory.py): each epoch holds as many batches as MindSpore's own
+    sampler counts, of the same transformed images, reshuffled by the seed; the shards split each epoch."""
+    from src.data import digits_arrays, digits_split, mindspore_dataset, pixel_transforms
+
+    ds, info = create_dataset("digits", batch_size=8, seed=3, **options)
+    batches = all_batches(ds)
+    assert len(batches) == info.batches_per_epoch == info.images_per_epoch // 8
+    assert ds.get_col_names() == ["image"] and all(b.shape == (8, 1, 32, 32) for b in batches)
+    # The same images as the per-row pipeline over the same digits (every batch image is one of them).
+    mds, _ = mindspore_dataset()
+    images = digits_arrays()[0][digits_split()["train"]]
+    rows = mds.NumpySlicesDataset(images, column_names=["image"], shuffle=False).map(pixel_transforms(32, 1, 1))
+    reference = {row[0].tobytes() for row in rows.create_tuple_iterator(num_epochs=1, output_numpy=True)}
+    assert all(image.tobytes() in reference for batch in batches for image in batch)
+    assert np.array_equal(first_batch(create_dataset("digits", batch_size=8, seed=3, **options)[0]), batches[0])
+    assert not np.array_equal(first_batch(create_dataset("digits", batch_size=8, seed=4, **options)[0]), batches[0])
+
+
+def test_digits_shards_are_disjoint_and_cover_the_epoch():
+    seen = []
+    for shard_id in range(2):
+        ds, _ = create_dataset("digits", batch_size=1, seed=5, num_shards=2, shard_id=shard_id)
+        seen.append([b.tobytes() for b in all_batches(ds)])
+    whole = [b.tobytes() for b in all_batches(create_dataset("digits", batch_size=1, seed=5)[0])]
+    assert len(seen[0]) == len(seen[1]) == 674  # 1,347 padded to 1,348 by wrapping, as MindSpore pads
+    assert set(seen[0]) | set(seen[1]) == set(whole)
+    assert len(set(seen[0]) & set(seen[1])) <= 1 + (len(whole) - len(set(whole)))  # only the padding repeats
+
+
 def test_shuffle_is_seeded(tmp_path):
     root = fx.write_images(tmp_path / "data", 8, gray_levels)
 

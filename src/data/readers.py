@@ -7,6 +7,7 @@ hold-out shared with src/data/labelled.py, so verify.py never classifies a digit
 holding only one split reads what it has; datasets without official splits (image folders, fake, MindRecord) are
 read whole. Reader.split says what is actually read.
 """
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -323,9 +324,11 @@ def _sklearn_digits_file():
     return path if os.path.isfile(path) else None
 
 
+@functools.cache  # every training epoch opens the digits again; parsing the file took 5 ms of it
 def digits_arrays():
     """scikit-learn's 1,797 8x8 digits as uint8 0..255 (N, 8, 8, 1) images (values 0..16 scaled), and their labels,
-    exactly as load_digits returns them (read from its file with numpy: load_digits' own parse)."""
+    exactly as load_digits returns them (read from its file with numpy: load_digits' own parse). Read-only: the
+    arrays are shared by every caller."""
     path = _sklearn_digits_file()
     if path is None:
         from sklearn.datasets import load_digits
@@ -335,7 +338,9 @@ def digits_arrays():
     else:
         data = np.loadtxt(path, delimiter=",")
         images, labels = data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
-    return np.rint(images * (255.0 / 16.0)).astype(np.uint8)[..., None], labels.astype(np.int64)
+    images, labels = np.rint(images * (255.0 / 16.0)).astype(np.uint8)[..., None], labels.astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
 
 
 def digits_split(labels=None):
@@ -381,7 +386,7 @@ def _digits(req):
     split = req.split if req else "all"
     if split != "all":
         images = images[digits_split(labels)[split]]
-    return Reader(_numpy_slices(images), source_nc=1, split=split)
+    return Reader(_numpy_slices(images), source_nc=1, split=split, pixels=images)
 
 
 def _mindrecord(req):

@@ -30,6 +30,7 @@ class Reader:
     label: str = "label"  # for encoded readers: the reader's other column (reused to mark the top-up pass)
     locate: Optional[Callable] = None  # for encoded="bytes": [(size, sha1)] -> {(size, sha1): path} (see BadFiles)
     split: str = NO_SPLIT  # which split open() reads (DatasetInfo.split)
+    pixels: Optional[object] = None  # the uint8 NHWC images, when open() slices them from memory (the digits)
 
     @property
     def first_ops(self):

@@ -30,7 +30,8 @@ from src.weight_init import init_weights
 
 NUM_FIXED_NOISE = 64
 REPORT_INTERVAL_S = 60  # the report is refreshed at epoch ends at most this often...
-REPORT_SHARE = 0.01  # ...and less often when rendering would take more than this share of the training time
+REPORT_SHARE = 0.005  # ...and less often when rendering would take more than this share of the training time
+EPOCH_GRID_SHARE = 0.005  # epoch-end sample grids (~50 ms each) are skipped on epochs too short to pay for them
 QUALITY_SEED = 0  # the latent sample every quality measurement draws: the same in every run, so runs compare
 
 
@@ -91,6 +92,23 @@ def parameter_checksum(*nets):
     return sum(float(p.asnumpy().astype(np.float64).sum()) for net in nets for p in net.trainable_params())
 
 
+class Budget:
+    """When a recurring courtesy of the loop (the report, an epoch's sample grid) is due: at most once per
+    `min_interval` seconds, and no more often than keeps its own last duration within `share` of the wall clock."""
+
+    def __init__(self, share, min_interval=0.0):
+        self.share, self.min_interval = share, min_interval
+        self.last, self.seconds = time.time(), 0.0
+
+    def due(self):
+        return time.time() - self.last >= max(self.min_interval, self.seconds / self.share)
+
+    def spent(self, started):
+        """Record a run that began at time `started` and has just ended."""
+        self.last = time.time()
+        self.seconds = self.last - started
+
+
 def sample(netG, noise):
     """G's images for `noise` with BN in inference mode (running statistics), as eval.py draws them. G is left in
     the mode it was in (the averaged G is always in inference mode)."""
@@ -130,7 +148,8 @@ class Trainer:
             self.ema = GeneratorEMA(self.netG, self.averagedG, cfg["ema_decay"])
         self.step, self.fixed_noise = 0, fixed_noise(cfg)
         self.last_losses = None  # the newest step's losses, checked before an interrupt saves
-        self.last_report, self.report_seconds = time.time(), 0.0
+        self.report_budget = Budget(REPORT_SHARE, REPORT_INTERVAL_S)
+        self.epoch_grid_budget = Budget(EPOCH_GRID_SHARE)
         if cfg["resume"]:
             self._resume()
         else:
@@ -234,7 +253,10 @@ class Trainer:
                 if self.step >= self.total_steps or stop.signum is not None:
                     break
             if self.step % self.steps_per_epoch == 0:
-                self._save_samples(f"fake_epoch_{epoch + 1:04d}_step_{self.step:08d}.png")
+                if self.epoch_grid_budget.due():
+                    grid_started = time.time()
+                    self._save_samples(f"fake_epoch_{epoch + 1:04d}_step_{self.step:08d}.png")
+                    self.epoch_grid_budget.spent(grid_started)
                 self._render_report()
         if stop.signum is not None:
             self._stop_for(stop)
@@ -294,8 +316,7 @@ class Trainer:
         """Refresh the run's index.html: at epoch ends at most once a minute, and no more often than keeps its
         rendering (~1 s, more as grids accumulate) within REPORT_SHARE of the run; always at the end. A rendering
         failure is a warning, never a crash."""
-        interval = max(REPORT_INTERVAL_S, self.report_seconds / REPORT_SHARE)
-        if not self.world.is_main or (not force and time.time() - self.last_report < interval):
+        if not self.world.is_main or not (force or self.report_budget.due()):
             return None
         started = time.time()
         try:
@@ -304,8 +325,7 @@ class Trainer:
             self.log.warning(f"warning: could not render the run report: {error}")
             return None
         finally:
-            self.last_report = time.time()
-            self.report_seconds = self.last_report - started
+            self.report_budget.spent(started)
 
     def _check_finite(self, record):
         if not all(math.isfinite(record[k]) for k in ("loss_d", "loss_g")):

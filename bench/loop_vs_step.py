@@ -4,7 +4,8 @@
 Runs train.py's own sequence in this process (config, CPU environment, device, Trainer, Trainer.run) on a
 temporary run directory, with timers around the loop's parts (none of which adds a synchronisation):
 
-  data        the dataset: each epoch's new pipeline and its iterator  noise     step_noise (the latent batch)
+  data        each epoch's new pipeline and its iterator (the images, and the latent batches drawn in the
+              pipeline's thread)
   log         the log lines (the loss records' file writes are not timed: they mark the window)
   ema         the moving average of G's weights                     samples   the fixed-noise grids
   checkpoint  saving and rotating checkpoints                        report    index.html at epoch ends
@@ -13,11 +14,11 @@ temporary run directory, with timers around the loop's parts (none of which adds
 The loop's rate is measured between the first and the last log record (the records sit on steps where the loop
 already waits for the step's losses), so compilation is out and everything else the loop does is in. The bare
 step is the same compiled step called back to back on one batch (each call waited for): 15 times before the run,
-8 times at the end of every epoch (where the report may be refreshed; that time is taken out of the loop's window, and those
-steps train on the fixed batch, so the run's losses are not the demo's) and 15 times after, so that a machine whose
-speed drifts (other processes) moves both figures alike; its median is the reference. The parts are host time
-spent in each call, which includes waiting for the step still running (MindSpore dispatches asynchronously), so
-they bound, not measure, each part's cost. Prints one JSON line and a short table, with the CPU and load average.
+8 times at the end of every epoch (where the report may be refreshed; that time is taken out of the loop's window,
+and those steps train on the fixed batch, so the run's losses are not the demo's) and 15 times after, so that a
+machine whose speed drifts (other processes) moves both figures alike; its median is the reference. The parts are
+host time spent in each call; on CPU a step's call returns when the step is done, so they add up with the steps.
+Prints one JSON line and a short table, with the CPU and load average.
 
 usage: python bench/loop_vs_step.py [train.py options]   (default: --dataset digits, i.e. the whole demo run:
                                                           1,260 steps, six quality measurements; ~2 min)
@@ -109,7 +110,6 @@ def main():
     if trainer.ema is not None:
         ema_update = trainer.ema.update
         trainer.ema.update = timed("ema", ema_update)
-    trainer_module.step_noise = timed("noise", trainer_module.step_noise)
     trainer_module.epoch_dataset = timed("data", trainer_module.epoch_dataset)  # a new pipeline each epoch
     iterate = trainer.bad_files.iterate
 

@@ -98,6 +98,12 @@ def cpu_description():
     else:
         isa = "SSE or other"
     relevant = sorted(f for f in flags if f.startswith(("avx", "amx")) or f == "fma")
+    # An instruction-set cap in the environment (oneDNN's, for both frameworks; MKL's, for PyTorch's matrix products)
+    # makes this CPU stand in for a narrower one: say so next to the ISA.
+    caps = [f"{name}={os.environ[name]}" for name in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+            if os.environ.get(name)]
+    if caps:
+        isa += f" (capped: {', '.join(caps)})"
     return {"cpu": model, "isa": isa, "flags": " ".join(relevant), "cores": len(os.sched_getaffinity(0))}
 
 

@@ -7,7 +7,7 @@
                   checkpoint was saved at that step; the best such checkpoint is kept (best_quality_record)
   real_samples.png     a grid of the first real batch
   samples/             fixed-noise grids: fake_step_N.png every --sample_interval steps,
-                       fake_epoch_E_step_N.png at each epoch end, fake_latest.png at the end
+                       fake_epoch_E_step_N.png at epoch ends, fake_latest.png at the end
   ckpt/           checkpoints (see src/run/checkpoint.py)
   status.json     the run's state, written by the trainer (see write_status): what the report, eval and resume read
   .lock           held (flock) by the training process while it runs: one trainer per run directory

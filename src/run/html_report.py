@@ -604,7 +604,7 @@ def _samples_section(run, figures):
 
 
 def _epoch_section(run):
-    section = ["<h2>Grid at each epoch end</h2>"]
+    section = ["<h2>Grids at epoch ends</h2>"]
     if not run["epoch_grids"]:
         return section + [_missing("No epoch has ended yet.")]
     figures = [f"<figure>{_img(run, path, f'epoch {epoch}', 'grid')}"

@@ -53,6 +53,10 @@ enum {
 };
 
 const dnnl_version_t *dnnl_version(void);
+// The instruction set oneDNN's kernels use (a dnnl_cpu_isa_t bit mask; ONEDNN_MAX_CPU_ISA lowers it). Only used to
+// choose a route for speed, so a wrong bit would cost time, never correctness.
+int dnnl_get_effective_cpu_isa(void);
+enum { DNNL_CPU_ISA_AVX512_CORE_BIT = 0x20 };  // dnnl_cpu_isa_avx512_core = 0x27 = avx2 (0x7) | 0x20
 const char *dnnl_alg_kind2str(int v);
 const char *dnnl_fmt_tag2str(int v);
 const char *dnnl_prop_kind2str(int v);

@@ -119,7 +119,7 @@ def main(path):
             return 1
         rng = np.random.default_rng(0)
         check_convolution(so, (2, 3, 16, 16), (5, 3, 4, 4), 2, 1, rng)  # 8x8 output: oneDNN's direct route
-        check_convolution(so, (2, 6, 4, 4), (1, 6, 4, 4), 1, 0, rng)  # 1x1 output: the matrix-product route
+        check_convolution(so, (2, 6, 4, 4), (1, 6, 4, 4), 1, 0, rng)  # 1x1 output: the matrix product (AVX-512)
         x = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
         y = call(so, "LeakyReluFwd_a20", x, np.zeros(x.shape))
         dy = rng.standard_normal(x.shape).astype(np.float32)

@@ -80,8 +80,10 @@ def test_kernel_threads_follow_dcgan_cpu_threads(setting, expected):
     assert int(done.stdout) == (expected or len(os.sched_getaffinity(0))), done.stderr
 
 
-# (in, out, stride, padding, input shape): the DCGAN layers at small widths, odd sizes, 3-channel ends. Outputs of
-# at most 16 pixels (4x4, 3x4, 3x3) take the matrix-product route of conv_gemm.cc, larger ones oneDNN's direct one.
+# (in, out, stride, padding, input shape): the DCGAN layers at small widths, odd sizes, 3-channel ends. Under
+# conftest's AVX2 cap they all take oneDNN's direct route (and the matrix product for backward-data into 1-4
+# channels); with AVX-512, outputs of at most 16 pixels (4x4, 3x4, 3x3) take the matrix product of conv_gemm.cc:
+# test_equal_at_onednns_full_instruction_set covers that route.
 CASES = [
     (3, 16, 2, 1, (4, 3, 32, 32)),
     (16, 32, 2, 1, (3, 16, 16, 16)),
@@ -172,18 +174,23 @@ def test_a_failed_build_falls_back_with_one_log_line(monkeypatch, caplog):
 @needs_kernels
 def test_equal_at_onednns_full_instruction_set():
     """The tests above run under conftest's AVX2 cap; training with the custom ops runs without it (AVX-512 kernels
-    on this kind of CPU), which can only be chosen before MindSpore starts: check that in a fresh process."""
+    on this kind of CPU, and there the matrix-product route for small outputs), which can only be chosen before
+    MindSpore starts: check that in a fresh process."""
     script = (
         "import mindspore as ms, mindspore.nn as nn\n"
         "ms.set_context(mode=ms.GRAPH_MODE)\n"
         "from tests.test_fast_layers import compare\n"
         "from src.cpu.fast_layers import DnnlConv2d, DnnlConv2dTranspose\n"
+        "from tests.test_cpu_kernels import CASES\n"
         "a, b = DnnlConv2d(32, 64, 4, 2, 1), DnnlConv2dTranspose(64, 32, 4, 2, 1)\n"
         "assert a.dnnl and b.dnnl\n"
         "for shape, seed in (((8, 32, 16, 16), 7), ((8, 32, 8, 8), 9)):  # direct, then the matrix product\n"
         "    compare(a, nn.Conv2d(32, 64, 4, 2, pad_mode='pad', padding=1, has_bias=False), shape, seed)\n"
         "for shape, seed in (((8, 64, 8, 8), 8), ((8, 64, 4, 4), 10)):\n"
         "    compare(b, nn.Conv2dTranspose(64, 32, 4, 2, pad_mode='pad', padding=1, has_bias=False), shape, seed)\n"
+        "for cin, cout, stride, pad, shape in CASES[3:]:  # 3x4 and 3x3 outputs: the matrix product with AVX-512\n"
+        "    compare(DnnlConv2d(cin, cout, 4, stride, pad),\n"
+        "            nn.Conv2d(cin, cout, 4, stride, pad_mode='pad', padding=pad, has_bias=False), shape, 11)\n"
         "print('equal')\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, ONEDNN_MAX_CPU_ISA="ALL", PYTHONPATH=root)

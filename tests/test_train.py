@@ -113,3 +113,31 @@ def test_a_new_run_never_overwrites_an_existing_runs_checkpoints(tmp_path):
                    check=False)
     assert result.returncode == 2 and "--resume" in result.stderr
     assert sorted(os.listdir(tmp_path / "run" / "ckpt")) == before
+
+
+def test_epoch_grids_and_the_report_keep_within_their_share_of_the_run(monkeypatch):
+    """Budget (src/trainer.py): a courtesy is due at first, then not again until its own last cost, divided by its
+    share, has passed (and never before its minimum interval); a first guess stands in before it was ever timed."""
+    import src.trainer as trainer
+
+    now = [1000.0]
+    monkeypatch.setattr(trainer.time, "time", lambda: now[0])
+    grids = trainer.Budget(0.005)
+    assert grids.due()  # the first epoch's grid is always saved
+    now[0] += 0.05  # the grid took 50 ms: the next one is due 10 s later
+    grids.spent(1000.0)
+    now[0] += 9.9
+    assert not grids.due()
+    now[0] += 0.2
+    assert grids.due()
+
+    report = trainer.Budget(0.005, min_interval=60, first_guess=1.0)  # a rendering of ~1 s: every 200 s at first
+    now[0] += 100
+    assert not report.due()
+    now[0] += 101
+    assert report.due()
+    report.spent(now[0] - 0.1)  # a fast rendering: the minute's floor holds
+    now[0] += 30
+    assert not report.due()
+    now[0] += 31
+    assert report.due()

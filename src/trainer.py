@@ -31,7 +31,7 @@ from src.weight_init import init_weights
 
 NUM_FIXED_NOISE = 64
 REPORT_INTERVAL_S = 60  # the report is refreshed at epoch ends at most this often...
-REPORT_SHARE = 0.005  # ...and less often when rendering would take more than this share of the training time;
+REPORT_SHARE = 0.005  # ...and less often when rendering would take more than this share of the training time
 REPORT_FIRST_GUESS_S = 1.0  # a rendering's cost before the first one is timed (so a 3-minute run renders at its end)
 EPOCH_GRID_SHARE = 0.005  # epoch-end sample grids (~50 ms each) are skipped on epochs too short to pay for them
 QUALITY_SEED = 0  # the latent sample every quality measurement draws: the same in every run, so runs compare
@@ -74,6 +74,7 @@ def noise_array(cfg, step, rank=0):
 
 
 def step_noise(cfg, step, rank=0):
+    """noise_array as a Tensor, for callers outside the loop (bench/); the loop draws it in the data pipeline."""
     return ms.Tensor(noise_array(cfg, step, rank))
 
 

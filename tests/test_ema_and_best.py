@@ -38,7 +38,7 @@ def test_ema_update_follows_the_warmed_up_formula():
         for p, value in zip(netG.trainable_params(), values):  # G moves; the average follows every few steps
             p.set_data(ms.Tensor(value))
         kept *= decay_at(0.99, step)
-        if (step + 1) % UPDATE_EVERY == 0:
+        if step < UPDATE_EVERY or (step + 1) % UPDATE_EVERY == 0:  # every step at first, then every UPDATE_EVERY
             for e, value in zip(expected, values):
                 e *= kept
                 e += (1 - kept) * value

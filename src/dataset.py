@@ -83,23 +83,20 @@ def create_dataset(name, data_path=None, image_size=32, batch_size=128, nc=None,
     if reader.pixels is not None and drop_remainder:  # the digits: whole batches from memory (src/data/in_memory.py)
         pipeline = batched_epoch(reader.pixels, image_size, reader.source_nc, out_nc, batch_size, shuffle, seed,
                                  num_shards, shard_id, num_samples)
-        return pipeline, info_of(name, out_nc, whole, batches, reader, per_shard, bad_files)
-    if reader.encoded:
-        # Bad files are skipped, and the epoch topped up by a second pass (src/data/bad_files.py): a second reader
-        # rather than repeat(), which warns every epoch that batches may mix epochs.
-        pipeline = decoded_twice(reader, source, options, bad_files, needed, workers)
     else:
-        pipeline = source.project(["image"])  # drop labels: a GAN only needs the images
-    pipeline = pipeline.map(operations=pixel_transforms(image_size, reader.source_nc, out_nc),
-                            input_columns="image", num_parallel_workers=workers)
-    if reader.encoded:
-        pipeline = pipeline.take(needed)
-    pipeline = pipeline.batch(batch_size, drop_remainder=drop_remainder)
+        if reader.encoded:
+            # Bad files are skipped, and the epoch topped up by a second pass (src/data/bad_files.py): a second
+            # reader rather than repeat(), which warns every epoch that batches may mix epochs.
+            pipeline = decoded_twice(reader, source, options, bad_files, needed, workers)
+        else:
+            pipeline = source.project(["image"])  # drop labels: a GAN only needs the images
+        pipeline = pipeline.map(operations=pixel_transforms(image_size, reader.source_nc, out_nc),
+                                input_columns="image", num_parallel_workers=workers)
+        if reader.encoded:
+            pipeline = pipeline.take(needed)
+        pipeline = pipeline.batch(batch_size, drop_remainder=drop_remainder)
 
-    return pipeline, info_of(name, out_nc, whole, batches, reader, per_shard, bad_files)
-
-
-def info_of(name, nc, whole, batches, reader, per_shard, bad_files):
-    return DatasetInfo(name=name, nc=nc, num_images=whole, batches_per_epoch=batches, source_nc=reader.source_nc,
-                       images_per_epoch=per_shard, data_path=reader.root, split=reader.split, bad_files=bad_files)
-
+    info = DatasetInfo(name=name, nc=out_nc, num_images=whole, batches_per_epoch=batches,
+                       source_nc=reader.source_nc, images_per_epoch=per_shard, data_path=reader.root,
+                       split=reader.split, bad_files=bad_files)
+    return pipeline, info

@@ -121,7 +121,7 @@ def test_distributed_resume_matches_an_uninterrupted_distributed_run(tmp_path):
 def test_a_killed_worker_ends_the_whole_job_with_a_clear_message(tmp_path):
     run = tmp_path / "run"
     job = msrun(2, "digits", run, "--max_steps", "100000", *SMALL, wait=False)
-    worker = rank1_worker_once_training(job, run)
+    worker = worker_once_training(job, run, rank=1)
     os.kill(worker, signal.SIGKILL)
     killed_at = time.time()
     try:
@@ -138,7 +138,7 @@ def test_a_killed_worker_ends_the_whole_job_with_a_clear_message(tmp_path):
 def test_sigterm_to_one_worker_stops_every_rank_at_the_same_step_and_rank0_saves_it(tmp_path):
     run = tmp_path / "run"
     job = msrun(2, "digits", run, "--max_steps", "100000", "--metrics_interval", "0", *SMALL, wait=False)
-    worker = rank1_worker_once_training(job, run)
+    worker = worker_once_training(job, run, rank=1)
     os.kill(worker, signal.SIGTERM)  # what a scheduler sends; here to one rank only
     try:
         job.communicate(timeout=180)
@@ -151,14 +151,26 @@ def test_sigterm_to_one_worker_stops_every_rank_at_the_same_step_and_rank0_saves
     assert (run / "ckpt" / f"train_state_{int(steps[0][0]):08d}.ckpt").is_file()
 
 
-def rank1_worker_once_training(job, run):
-    """The pid of rank 1's worker, once its log shows it training."""
-    rank1_log = run / "train_rank1.log"
+def test_workers_wait_for_rank0_measuring_quality_for_longer_than_the_schedulers_timeout(tmp_path):
+    # Rank 0 alone measures quality while rank 1 waits in the next all-reduce; the first measurement trains the
+    # quality classifier (~15 s). MS_NODE_TIMEOUT=10 makes msrun's scheduler quick to notice a dead worker; the
+    # workers must still wait longer than that for each other.
+    run = tmp_path / "run"
+    env = launcher_env(MASTER_PORT=free_port(), MS_NODE_TIMEOUT=10)
+    msrun(2, "digits", run, "--max_steps", "20", "--metrics_interval", "10", *SMALL, env=env)
+    measured = re.search(r"quality at step 10: .*\[(\d+\.\d) s\]", (run / "train.log").read_text())
+    assert measured and float(measured.group(1)) > 10  # rank 1 did wait longer than the scheduler's timeout
+    assert logged(run, "parameter checksum", 0) == logged(run, "parameter checksum", 1)
+
+
+def worker_once_training(job, run, rank):
+    """The pid of rank's worker, once its log shows it training."""
+    log = run / ("train.log" if rank == 0 else f"train_rank{rank}.log")
     deadline = time.time() + 300
-    while not (rank1_log.exists() and "[2/" in rank1_log.read_text()):
+    while not (log.exists() and "[2/" in log.read_text()):
         assert time.time() < deadline and job.poll() is None, "the job did not start training"
         time.sleep(1)
-    return next(pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if is_worker(pid, str(run), rank=1))
+    return next(pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if is_worker(pid, str(run), rank))
 
 
 def is_worker(pid, run, rank=None):

@@ -9,8 +9,8 @@
 // Three kernels cover Conv2d and Conv2dTranspose, forward and backward (no bias, no dilation, one group, square
 // stride s and padding p, encoded in the entry point's name: ConvFwd_s2p1 etc.):
 //   ConvFwd(x NCHW, w OIHW) -> y     ConvBwdData(dy, w OIHW[, x]) -> dx     ConvBwdWeights(x, dy) -> dw
-// (ConvBwdData's optional x only gives dx its shape.) Convolutions with at most 16 output pixels per image, and the
-// backward-data pass into images of at most 4 channels, take the matrix-product route of conv_gemm.cc instead.
+// (ConvBwdData's optional x only gives dx its shape.) Some passes take the matrix-product route of conv_gemm.cc
+// instead (gemm_conv_preferred says which: small outputs with AVX-512, images of a few channels).
 // The aot entry point signature: int f(int nparam, void **params, int *ndims, int64_t **shapes,
 // const char **dtypes, void *stream, void *extra); inputs first, then the output.
 #include "conv_gemm.h"

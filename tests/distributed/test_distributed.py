@@ -153,11 +153,11 @@ def test_sigterm_to_one_worker_stops_every_rank_at_the_same_step_and_rank0_saves
 
 def test_workers_wait_for_rank0_measuring_quality_for_longer_than_the_schedulers_timeout(tmp_path):
     # Rank 0 alone measures quality while rank 1 waits in the next all-reduce; the first measurement trains the
-    # quality classifier (~15 s). MS_NODE_TIMEOUT=10 makes msrun's scheduler quick to notice a dead worker; the
-    # workers must still wait longer than that for each other.
+    # quality classifier (~25 s at 64 px on a 2-core VM). MS_NODE_TIMEOUT=10 makes msrun's scheduler quick to
+    # notice a dead worker; the workers must still wait longer than that for each other.
     run = tmp_path / "run"
     env = launcher_env(MASTER_PORT=free_port(), MS_NODE_TIMEOUT=10)
-    msrun(2, "digits", run, "--max_steps", "20", "--metrics_interval", "10", *SMALL, env=env)
+    msrun(2, "digits", run, "--max_steps", "20", "--metrics_interval", "10", "--image_size", "64", *SMALL, env=env)
     measured = re.search(r"quality at step 10: .*\[(\d+\.\d) s\]", (run / "train.log").read_text())
     assert measured and float(measured.group(1)) > 10  # rank 1 did wait longer than the scheduler's timeout
     assert logged(run, "parameter checksum", 0) == logged(run, "parameter checksum", 1)

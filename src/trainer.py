@@ -237,7 +237,8 @@ class Trainer:
         cfg, start_step = self.cfg, self.step
         started = last_time = time.time()
         last_step = self.step
-        while self.step < self.total_steps and stop.signum is None:
+        stopping = self._all_ranks_stop(stop)
+        while self.step < self.total_steps and not stopping:
             epoch = self.step // self.steps_per_epoch
             dataset = self.dataset if epoch == 0 else epoch_dataset(cfg, epoch, self.world, self.bad_files)[0]
             done_in_epoch = self.step - epoch * self.steps_per_epoch
@@ -279,9 +280,8 @@ class Trainer:
                     self._measure_quality(epoch, saving)
                 if saving:
                     self._rotate_checkpoints()  # after the measurement: it may have made this one the best
-                if self.any_rank_stops(stop.signum is not None):
-                    stop.signum = stop.signum or signal.SIGTERM  # another rank was asked: stop with it
-                if self.step >= self.total_steps or stop.signum is not None:
+                stopping = self._all_ranks_stop(stop)
+                if self.step >= self.total_steps or stopping:
                     break
             if self.step % self.steps_per_epoch == 0:
                 if self.epoch_grid_budget.due():
@@ -289,7 +289,7 @@ class Trainer:
                     self._save_samples(f"fake_epoch_{epoch + 1:04d}_step_{self.step:08d}.png")
                     self.epoch_grid_budget.spent(grid_started)
                 self._render_report()
-        if stop.signum is not None:
+        if stopping:
             self._stop_for(stop)
         self.log.info(f"parameter checksum {parameter_checksum(self.netG, self.netD):.10e} at step {self.step}")
         if not self.world.is_main:
@@ -318,6 +318,15 @@ class Trainer:
         if self.world.is_main:
             rundir.write_status(self.dir, state, self.step, self.total_steps, self.started,
                                 self.best["step"] if self.best else None)
+
+    def _all_ranks_stop(self, stop):
+        """Whether training stops here: a vote of every rank on its own SIGINT/SIGTERM (a rank that was not sent one
+        stops as if sent SIGTERM). Ranks act on the vote, never on their own flag: a signal landing just after a vote
+        would stop one rank a step early, and its barrier would meet the others' next all-reduce."""
+        if self.any_rank_stops(stop.signum is not None):
+            stop.signum = stop.signum or signal.SIGTERM
+            return True
+        return False
 
     def _stop_for(self, stop):
         """After SIGINT/SIGTERM: checkpoint the step just finished (unless it was saved already), refresh the report

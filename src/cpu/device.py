@@ -15,6 +15,26 @@ from src.errors import UserError
 
 ONEDNN_ISA_VARIABLE = "ONEDNN_MAX_CPU_ISA"
 
+# Rank 0 alone saves checkpoints, measures quality (the first time it trains the quality classifier) and renders
+# the report while the other workers wait for it in the next all-reduce. On CPU a worker gives up on a collective
+# after MS_NODE_TIMEOUT seconds (30 by default) and the job ends; so workers wait at least half an hour. msrun's
+# scheduler keeps the user's MS_NODE_TIMEOUT: it is how soon the job ends after a worker dies.
+MIN_COLLECTIVE_TIMEOUT_S = 1800
+
+
+def worker_collective_timeout(setting):
+    """MS_NODE_TIMEOUT for a worker: the user's if longer (negative: no limit), else MIN_COLLECTIVE_TIMEOUT_S."""
+    try:
+        seconds = int(setting)
+    except ValueError:
+        seconds = 0
+    return setting if seconds < 0 or seconds > MIN_COLLECTIVE_TIMEOUT_S else str(MIN_COLLECTIVE_TIMEOUT_S)
+
+
+def msrun_role():
+    """MS_WORKER or MS_SCHED in a process that msrun started (MindSpore's dynamic cluster), else None."""
+    return os.environ.get("MS_ROLE")
+
 
 def prepare_cpu_environment(device_target, fast_cpu="off"):
     """Choose oneDNN's instruction-set cap for CPU runs (unless the user set it). Returns a sentence for the log.
@@ -48,6 +68,8 @@ def set_device(device_target, device_id=0, mode="graph", distributed=False):
 
     if distributed:
         device_id = int(os.environ["DEVICE_ID"]) if os.environ.get("DEVICE_ID", "").isdigit() else None
+        if msrun_role() == "MS_WORKER":
+            os.environ["MS_NODE_TIMEOUT"] = worker_collective_timeout(os.environ.get("MS_NODE_TIMEOUT", ""))
     target_and_id = (device_target,) if device_id is None else (device_target, device_id)
 
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)

@@ -2,9 +2,9 @@
 or by the rank-table launcher. Gradients are averaged across devices (the model zoo sums them by declaring one
 device); every rank starts from the same seeded weights and reads its own shard of the data.
 """
-import os
 from dataclasses import dataclass
 
+from src.cpu.device import msrun_role
 from src.errors import UserError
 
 
@@ -19,22 +19,6 @@ class World:
         return self.rank == 0
 
 
-# Rank 0 alone saves checkpoints, measures quality (the first time it trains the quality classifier) and renders
-# the report while the other workers wait for it in the next all-reduce. On CPU a worker gives up on a collective
-# after MS_NODE_TIMEOUT seconds (30 by default) and the job ends; so workers wait at least half an hour. msrun's
-# scheduler keeps the user's MS_NODE_TIMEOUT: it is how soon the job ends after a worker dies.
-MIN_COLLECTIVE_TIMEOUT_S = 1800
-
-
-def worker_collective_timeout(setting):
-    """MS_NODE_TIMEOUT for a worker: the user's if longer (negative: no limit), else MIN_COLLECTIVE_TIMEOUT_S."""
-    try:
-        seconds = int(setting)
-    except ValueError:
-        seconds = 0
-    return setting if seconds < 0 or seconds > MIN_COLLECTIVE_TIMEOUT_S else str(MIN_COLLECTIVE_TIMEOUT_S)
-
-
 def init_world(run_distribute):
     """Join the job (the backend follows the device target) and set data-parallel mode with averaged gradients."""
     if not run_distribute:
@@ -42,12 +26,10 @@ def init_world(run_distribute):
     import mindspore as ms
     from mindspore.communication import get_group_size, get_rank, init
 
-    if os.environ.get("MS_ROLE") == "MS_WORKER":
-        os.environ["MS_NODE_TIMEOUT"] = worker_collective_timeout(os.environ.get("MS_NODE_TIMEOUT", ""))
     try:
         init()
     except (RuntimeError, ValueError) as error:
-        if os.environ.get("MS_ROLE") == "MS_SCHED":  # msrun's scheduler: init() returns when the job ends
+        if msrun_role() == "MS_SCHED":  # msrun's scheduler: init() returns when the job ends
             raise UserError(f"the distributed job failed: {str(error).splitlines()[0]}") from None
         raise UserError("--run_distribute needs a distributed launcher (scripts/run_distribute_train_msrun.sh or "
                         f"scripts/run_distribute_train.sh): {str(error).splitlines()[0]}") from None

@@ -50,7 +50,10 @@ def main():
             return self.grad(self.net, self.weights)(x)
 
     conv = DnnlConv2d(a.cin, a.cout, 4, 2, 1)
-    x = ms.Tensor(np.random.default_rng(0).random((a.batch_size, a.cin, a.image_size, a.image_size), np.float32))
+    shape = (a.batch_size, a.image_size, a.image_size, a.cin)  # the kernels' layout is channels-last
+    if not conv.dnnl:
+        shape = (a.batch_size, a.cin, a.image_size, a.image_size)
+    x = ms.Tensor(np.random.default_rng(0).random(shape, np.float32))
     graphs = {"forward_ms": conv, "forward_dw_ms": Gradients(Summed(conv), False),
               "forward_dx_dw_ms": Gradients(Summed(conv), True)}
     result = {"cin": a.cin, "cout": a.cout, "image_size": a.image_size, "batch_size": a.batch_size, "env": note,

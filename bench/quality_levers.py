@@ -27,11 +27,12 @@ def reestimate_batchnorm(netG, cfg, batches):
     rng = np.random.default_rng(12345)
     x = ms.Tensor(rng.standard_normal((batches * cfg["batch_size"], cfg["nz"], 1, 1)).astype(np.float32))
     netG.set_train(False)
+    axes = (0, 1, 2) if netG.channels_last else (0, 2, 3)  # all but the channel axis (src/generator.py)
     for layer in netG.main:
         if isinstance(layer, nn.BatchNorm2d):
             a = x.asnumpy().astype(np.float64)
-            layer.moving_mean.set_data(ms.Tensor(a.mean(axis=(0, 2, 3)).astype(np.float32)))
-            layer.moving_variance.set_data(ms.Tensor(a.var(axis=(0, 2, 3)).astype(np.float32)))
+            layer.moving_mean.set_data(ms.Tensor(a.mean(axis=axes).astype(np.float32)))
+            layer.moving_variance.set_data(ms.Tensor(a.var(axis=axes).astype(np.float32)))
         x = layer(x)
 
 

@@ -15,7 +15,7 @@ from src.cpu.fast_layers import DnnlBatchNormAct
 from src.discriminator import Discriminator
 from src.generator import Generator
 from src.weight_init import init_weights
-from tests.test_fast_layers import OutputAndGrads, assert_close  # (y, dL/dx, dL/dgamma, dL/dbeta) here
+from tests.test_fast_layers import FromNCHW, OutputAndGrads, assert_close  # (y, dL/dx, dL/dgamma, dL/dbeta) here
 
 ms.set_context(mode=ms.GRAPH_MODE)
 
@@ -43,7 +43,7 @@ def test_training_mode_equals_batch_norm_then_activation(alpha, shape):
     r = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
     fast.set_train(True)
     plain.set_train(True)
-    actual, expected = OutputAndGrads(fast)(x, r), OutputAndGrads(plain)(x, r)
+    actual, expected = OutputAndGrads(FromNCHW(fast))(x, r), OutputAndGrads(plain)(x, r)  # fast: channels-last
     for name, a, e in zip(("output", "input gradient", "gamma gradient", "beta gradient"), actual, expected):
         assert_close(a, e, name)
     # Each network ran twice (loss and output): the moving statistics took the same two updates.
@@ -52,7 +52,7 @@ def test_training_mode_equals_batch_norm_then_activation(alpha, shape):
                                    atol=1e-6, err_msg=name)
     fast.set_train(False)
     plain.set_train(False)
-    assert_close(fast(x), plain(x), "inference output")
+    assert_close(FromNCHW(fast)(x), plain(x), "inference output")
 
 
 def test_without_the_library_it_is_the_plain_pair(monkeypatch):

@@ -16,7 +16,7 @@ import mindspore.ops as ops
 from src.cpu import kernels
 from src.cpu.kernels import self_check
 from src.cpu.fast_layers import DnnlConv2d, DnnlConv2dTranspose, DnnlLeakyReLU, DnnlReLU
-from tests.test_fast_layers import compare
+from tests.test_fast_layers import FromNCHW, compare
 
 ms.set_context(mode=ms.GRAPH_MODE)
 
@@ -100,7 +100,7 @@ def test_dnnl_conv2d_equals_conv2d(cin, cout, stride, padding, shape):
     fast = DnnlConv2d(cin, cout, 4, stride, padding)
     assert fast.dnnl
     plain = nn.Conv2d(cin, cout, 4, stride, pad_mode="pad", padding=padding, has_bias=False)
-    compare(fast, plain, shape, seed=3)
+    compare(fast, plain, shape, seed=3, view=FromNCHW(fast))
 
 
 @needs_kernels
@@ -115,7 +115,7 @@ def test_dnnl_conv2d_transpose_equals_conv2d_transpose(cin, cout, stride, paddin
     fast = DnnlConv2dTranspose(cin, cout, 4, stride, padding)
     assert fast.dnnl
     plain = nn.Conv2dTranspose(cin, cout, 4, stride, pad_mode="pad", padding=padding, has_bias=False)
-    compare(fast, plain, shape, seed=4)
+    compare(fast, plain, shape, seed=4, view=FromNCHW(fast))
 
 
 class ActivationAndGrad(nn.Cell):
@@ -180,18 +180,20 @@ def test_equal_at_onednns_full_instruction_set():
     script = (
         "import mindspore as ms, mindspore.nn as nn\n"
         "ms.set_context(mode=ms.GRAPH_MODE)\n"
-        "from tests.test_fast_layers import compare\n"
+        "from tests.test_fast_layers import FromNCHW, compare\n"
         "from src.cpu.fast_layers import DnnlConv2d, DnnlConv2dTranspose\n"
         "from tests.test_cpu_kernels import CASES\n"
         "a, b = DnnlConv2d(32, 64, 4, 2, 1), DnnlConv2dTranspose(64, 32, 4, 2, 1)\n"
         "assert a.dnnl and b.dnnl\n"
         "for shape, seed in (((8, 32, 16, 16), 7), ((8, 32, 8, 8), 9)):  # direct, then the matrix product\n"
-        "    compare(a, nn.Conv2d(32, 64, 4, 2, pad_mode='pad', padding=1, has_bias=False), shape, seed)\n"
+        "    compare(a, nn.Conv2d(32, 64, 4, 2, pad_mode='pad', padding=1, has_bias=False), shape, seed, FromNCHW(a))\n"
         "for shape, seed in (((8, 64, 8, 8), 8), ((8, 64, 4, 4), 10)):\n"
-        "    compare(b, nn.Conv2dTranspose(64, 32, 4, 2, pad_mode='pad', padding=1, has_bias=False), shape, seed)\n"
+        "    compare(b, nn.Conv2dTranspose(64, 32, 4, 2, pad_mode='pad', padding=1, has_bias=False), shape, seed,\n"
+        "            FromNCHW(b))\n"
         "for cin, cout, stride, pad, shape in CASES[4:]:  # 3x4 and 3x3 outputs: the matrix product with AVX-512\n"
-        "    compare(DnnlConv2d(cin, cout, 4, stride, pad),\n"
-        "            nn.Conv2d(cin, cout, 4, stride, pad_mode='pad', padding=pad, has_bias=False), shape, 11)\n"
+        "    c = DnnlConv2d(cin, cout, 4, stride, pad)\n"
+        "    compare(c, nn.Conv2d(cin, cout, 4, stride, pad_mode='pad', padding=pad, has_bias=False), shape, 11,\n"
+        "            FromNCHW(c))\n"
         "print('equal')\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, ONEDNN_MAX_CPU_ISA="ALL", PYTHONPATH=root)

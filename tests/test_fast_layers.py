@@ -1,4 +1,5 @@
-"""The fast CPU layers (src/cpu/fast_layers.py) compute what the plain nn layers compute, with the same parameters."""
+"""The fast CPU layers (src/cpu/fast_layers.py) compute what the plain nn layers compute, with the same parameters,
+in NCHW or channels-last as they are built."""
 import numpy as np
 import pytest
 import mindspore as ms
@@ -6,6 +7,7 @@ import mindspore.nn as nn
 import mindspore.ops as ops
 
 from src.discriminator import Discriminator
+from src.cpu import fast_layers
 from src.cpu.fast_layers import FullConv2d, LatentConvTranspose2d
 from src.generator import Generator
 from src.weight_init import init_weights
@@ -30,6 +32,22 @@ class OutputAndGrads(nn.Cell):
         return (self.layer(x), dx) + weight_grads
 
 
+class FromNCHW(nn.Cell):
+    """A channels-last layer seen from NCHW tensors, as G and D see theirs: transposes its input and/or output."""
+
+    def __init__(self, layer, inputs=True, outputs=True):
+        super().__init__()
+        self.layer, self.inputs, self.outputs = layer, inputs, outputs
+
+    def construct(self, x):
+        if self.inputs:
+            x = ops.transpose(x, fast_layers.TO_CHANNELS_LAST)
+        y = self.layer(x)
+        if self.outputs:
+            y = ops.transpose(y, fast_layers.TO_CHANNELS_FIRST)
+        return y
+
+
 def assert_close(actual, expected, name):
     """Within 1e-4 relative to the largest magnitude of the reference (elementwise rtol fails on values near 0)."""
     expected, actual = expected.asnumpy(), actual.asnumpy()
@@ -38,7 +56,9 @@ def assert_close(actual, expected, name):
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-4 * scale, err_msg=name)
 
 
-def compare(fast, plain, x_shape, seed):
+def compare(fast, plain, x_shape, seed, view=None):
+    """`fast` against `plain` on the same weight and NCHW input; `view`: what to call instead of `fast` (a FromNCHW
+    of it for a channels-last layer)."""
     rng = np.random.default_rng(seed)
     weight = rng.normal(0, 0.02, plain.weight.shape).astype(np.float32)
     plain.weight.set_data(ms.Tensor(weight))
@@ -46,22 +66,28 @@ def compare(fast, plain, x_shape, seed):
     x = ms.Tensor(rng.standard_normal(x_shape).astype(np.float32))
     expected = OutputAndGrads(plain)(x, ms.Tensor(np.ones(1, np.float32)))  # only for the output shape
     r = ms.Tensor(rng.standard_normal(expected[0].shape).astype(np.float32))
-    expected, actual = OutputAndGrads(plain)(x, r), OutputAndGrads(fast)(x, r)
+    expected, actual = OutputAndGrads(plain)(x, r), OutputAndGrads(view or fast)(x, r)
     assert actual[0].shape == expected[0].shape
     for name, a, e in zip(("output", "input gradient", "weight gradient"), actual, expected):
         assert_close(a, e, name)
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("nz, cout, batch", [(100, 512, 8), (16, 64, 3)])
-def test_latent_transposed_conv_equals_conv2d_transpose(nz, cout, batch):
+def test_latent_transposed_conv_equals_conv2d_transpose(nz, cout, batch, channels_last):
     plain = nn.Conv2dTranspose(nz, cout, 4, 1, pad_mode="pad", padding=0, has_bias=False)
-    compare(LatentConvTranspose2d(nz, cout, 4), plain, (batch, nz, 1, 1), seed=1)
+    fast = LatentConvTranspose2d(nz, cout, 4, channels_last)
+    view = FromNCHW(fast, inputs=False) if channels_last else None  # z is (B, nz, 1, 1) either way
+    compare(fast, plain, (batch, nz, 1, 1), seed=1, view=view)
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("cin, cout, batch", [(512, 1, 8), (64, 1, 5), (32, 3, 2)])
-def test_full_conv_equals_valid_conv2d(cin, cout, batch):
+def test_full_conv_equals_valid_conv2d(cin, cout, batch, channels_last):
     plain = nn.Conv2d(cin, cout, 4, 1, pad_mode="valid", has_bias=False)
-    compare(FullConv2d(cin, cout, 4), plain, (batch, cin, 4, 4), seed=2)
+    fast = FullConv2d(cin, cout, 4, channels_last)
+    view = FromNCHW(fast, outputs=False) if channels_last else None  # the logits are (B, Cout, 1, 1) either way
+    compare(fast, plain, (batch, cin, 4, 4), seed=2, view=view)
 
 
 @pytest.mark.parametrize("image_size", [32, 64])
@@ -80,4 +106,31 @@ def test_fast_networks_have_the_plain_networks_parameters_and_outputs(image_size
     images = plain_g(z)
     assert_close(fast_g(z), images, "images")
     assert_close(fast_d(images), plain_d(images), "logits")
+    for stage, (fast, plain) in enumerate(zip(fast_d.features(images), plain_d.features(images))):
+        assert_close(fast, plain, f"D's stage {stage} features (NCHW either way)")
+
+
+def test_without_the_kernels_fast_networks_stay_nchw(monkeypatch):
+    from src.cpu import kernels
+    monkeypatch.setitem(kernels.BUILD, "path", None)
+    fast_g, plain_g = Generator(32, 100, 8, 1, fast=True), Generator(32, 100, 8, 1)
+    fast_d, plain_d = Discriminator(32, 8, 1, fast=True), Discriminator(32, 8, 1)
+    assert not fast_g.channels_last and not fast_d.channels_last
+    for plain, fast in ((plain_g, fast_g), (plain_d, fast_d)):
+        init_weights(plain, np.random.default_rng(6))
+        init_weights(fast, np.random.default_rng(6))
+        plain.set_train(False)
+        fast.set_train(False)
+    z = ms.Tensor(np.random.default_rng(1).standard_normal((3, 100, 1, 1)).astype(np.float32))
+    images = plain_g(z)
+    assert_close(fast_g(z), images, "images")
+    assert_close(fast_d(images), plain_d(images), "logits")
+
+
+def test_a_channels_last_network_refuses_a_layer_without_its_kernel():
+    """One plain (NCHW) layer among channels-last ones would compute garbage silently: building says so instead."""
+    net = nn.SequentialCell([fast_layers.DnnlLeakyReLU(0.1)])  # no kernel for slope 0.1: the plain layer
+    with pytest.raises(RuntimeError, match="runs channels-last but its layer 0 \\(DnnlLeakyReLU\\) has no CPU kernel"):
+        fast_layers.check_layout(net, True)
+    fast_layers.check_layout(net, False)
 

@@ -9,65 +9,99 @@ Why (MindSpore 2.10 CPU, oneDNN capped at AVX2 by src/cpu/device.py; measured wi
 bench/RESULTS.md): MindSpore hands oneDNN plain NCHW tensors, and oneDNN runs a convolution whose kernel covers the
 whole input (D's last 512 -> 1 layer, 4x4 valid on 4x4) and the 1x1 -> 4x4 first layer of G through slow generic
 code paths (`ref:any` for D's head, forward and both gradients). Both are plain matrix products and run as MatMul.
-All other convolutions of G and D run as oneDNN custom ops on blocked layouts (DnnlConv2d, DnnlConv2dTranspose
-below, src/cpu/kernels): those are what let oneDNN run at its full instruction set (AVX-512). LeakyReLU and ReLU
+All other convolutions of G and D run as oneDNN custom ops (DnnlConv2d, DnnlConv2dTranspose below,
+src/cpu/kernels): those are what let oneDNN run at its full instruction set (AVX-512). LeakyReLU and ReLU
 run on oneDNN's eltwise kernel (DnnlLeakyReLU, DnnlReLU): MindSpore's LeakyReLU gradient is a chain of slow kernels.
 Every BatchNorm of G and D and the activation after it run as one kernel per pass in training (DnnlBatchNormAct, a
 BatchNorm2d with the same four Parameters): on the narrow nets MindSpore's BatchNorm pair cost ~20% of a step.
+
+Channels last: when the kernels are available, the kernel-backed layers (DnnlConv2d, DnnlConv2dTranspose,
+DnnlBatchNormAct) take and give channels-last (N, H, W, C) tensors, and so do LatentConvTranspose2d and FullConv2d
+when built with channels_last=True. G and D built with fast=True keep their activations in that layout from the
+first layer to the last (src/generator.py, src/discriminator.py) and keep NCHW at their edges: oneDNN's kernels
+work on it directly, where NCHW needed a reorder into a blocked layout and back around every convolution (~8% of
+a narrow step). Weights keep their plain layouts and names. Without the kernels everything is the plain NCHW layer.
 """
 import mindspore.nn as nn
 from mindspore.common import dtype as mstype
 import mindspore.ops as ops
 
+TO_CHANNELS_LAST, TO_CHANNELS_FIRST = (0, 2, 3, 1), (0, 3, 1, 2)  # transpose permutations NCHW <-> NHWC
+
+
+def kernels_available():
+    """Whether the project's CPU kernels built and passed their check: then G and D built with fast=True run
+    channels-last (see the module docstring)."""
+    from src.cpu import kernels
+    return kernels.library() is not None
+
+
+def check_layout(net, channels_last):
+    """A channels-last net must have every kernel-backed layer on its kernels: one plain (NCHW) layer among them
+    would read the channels-last tensors wrongly. Raises RuntimeError naming it."""
+    if channels_last:
+        for name, cell in net.cells_and_names():
+            if getattr(cell, "dnnl", True) is False:
+                raise RuntimeError(f"{type(net).__name__} runs channels-last but its layer {name} "
+                                   f"({type(cell).__name__}) has no CPU kernel for its settings")
+
 
 class LatentConvTranspose2d(nn.Conv2dTranspose):
     """G's first layer: a transposed convolution of a 1x1 input (stride 1, no padding) is one matrix product.
 
-    y[b, o, i, j] = sum_c z[b, c] * w[c, o, i, j]: (B, Cin) @ (Cin, Cout*kh*kw), reshaped to (B, Cout, kh, kw).
+    y[b, o, i, j] = sum_c z[b, c] * w[c, o, i, j]: (B, Cin) @ (Cin, Cout*kh*kw), reshaped to (B, Cout, kh, kw);
+    channels_last: transposed to (B, kh, kw, Cout).
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size):
+    def __init__(self, in_channels, out_channels, kernel_size, channels_last=False):
         super().__init__(in_channels, out_channels, kernel_size, 1, pad_mode="pad", padding=0, has_bias=False)
         self.matmul = ops.MatMul()
+        self.channels_last = channels_last
 
     def construct(self, x):
         n = x.shape[0]
         kh, kw = self.kernel_size
         w = ops.reshape(self.weight, (self.in_channels, self.out_channels * kh * kw))
-        y = self.matmul(ops.reshape(x, (n, self.in_channels)), w)
-        return ops.reshape(y, (n, self.out_channels, kh, kw))
+        y = ops.reshape(self.matmul(ops.reshape(x, (n, self.in_channels)), w), (n, self.out_channels, kh, kw))
+        if self.channels_last:
+            return ops.transpose(y, TO_CHANNELS_LAST)
+        return y
 
 
 class FullConv2d(nn.Conv2d):
     """A valid convolution whose kernel covers the whole input (D's last layer, 4x4 on 4x4): one matrix product.
 
     y[b, o] = sum_{c,i,j} x[b, c, i, j] * w[o, c, i, j]: (B, Cin*kh*kw) @ (Cout, Cin*kh*kw)^T -> (B, Cout, 1, 1).
-    The input must be exactly kernel_size (checked when the graph is built).
+    The input must be exactly kernel_size (checked when the graph is built). channels_last: x is (B, kh, kw, Cin),
+    and the (small) weight is transposed to match it.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size):
+    def __init__(self, in_channels, out_channels, kernel_size, channels_last=False):
         super().__init__(in_channels, out_channels, kernel_size, 1, pad_mode="valid", has_bias=False)
         self.matmul = ops.MatMul(transpose_b=True)
+        self.channels_last = channels_last
 
     def construct(self, x):
-        n, c, h, w = x.shape
+        n = x.shape[0]
+        h, w = (x.shape[1], x.shape[2]) if self.channels_last else (x.shape[2], x.shape[3])
         if (h, w) != tuple(self.kernel_size):
             raise ValueError(f"FullConv2d expects {self.kernel_size} inputs, got {(h, w)}")
         k = self.in_channels * h * w
-        y = self.matmul(ops.reshape(x, (n, k)), ops.reshape(self.weight, (self.out_channels, k)))
+        weight = ops.transpose(self.weight, TO_CHANNELS_LAST) if self.channels_last else self.weight
+        y = self.matmul(ops.reshape(x, (n, k)), ops.reshape(weight, (self.out_channels, k)))
         return ops.reshape(y, (n, self.out_channels, 1, 1))
 
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Convolutions on oneDNN's own blocked layouts (src/cpu/kernels/dnnl_conv.cc, an ops.Custom "aot" kernel).
+# Convolutions on oneDNN's own kernels (src/cpu/kernels/dnnl_conv.cc, an ops.Custom "aot" kernel), channels last.
 #
 # MindSpore's CPU convolutions give oneDNN plain NCHW tensors, which at oneDNN's default instruction set run a
-# reference kernel; so src/cpu/device.py caps oneDNN at AVX2, which halves an AVX-512 CPU's peak. The kernels below let
-# oneDNN pick its blocked layouts (jit:avx512_core, as PyTorch does) and reorder from/to NCHW themselves; with every
-# convolution of G and D on them, the AVX2 cap can go. Three kernels cover Conv2d and Conv2dTranspose forward and
-# backward: ConvFwd(x, w) -> y, ConvBwdData(dy, w) -> dx, ConvBwdWeights(x, dy) -> dw, with w in Conv2d's OIHW layout
-# (a Conv2dTranspose weight (in, out, k, k) is the OIHW weight of the convolution it transposes).
+# reference kernel; so src/cpu/device.py caps oneDNN at AVX2, which halves an AVX-512 CPU's peak. The kernels below
+# run oneDNN's NHWC kernels (jit:avx512_core / brgconv) at the full instruction set; with every convolution of G and D
+# on them, the AVX2 cap can go. Three kernels cover Conv2d and Conv2dTranspose forward and backward: ConvFwd(x, w) -> y,
+# ConvBwdData(dy, w) -> dx, ConvBwdWeights(x, dy) -> dw, with x, y, dx, dy NHWC and w in Conv2d's OIHW layout (a
+# Conv2dTranspose weight (in, out, k, k) is the OIHW weight of the convolution it transposes).
 
 def _dnnl_kernels(stride, padding, kernel_size):
     """(forward, backward-data, backward-weights) Custom ops for one stride/padding, or None without the library."""
@@ -77,14 +111,14 @@ def _dnnl_kernels(stride, padding, kernel_size):
         return None
     suffix = f"_s{stride}p{padding}"
 
-    def conv_out(x, w):
-        return (x[0], w[0], (x[2] + 2 * padding - w[2]) // stride + 1, (x[3] + 2 * padding - w[3]) // stride + 1)
+    def conv_out(x, w):  # x, y: (N, H, W, C); w: (O, C, k, k)
+        return (x[0], (x[1] + 2 * padding - w[2]) // stride + 1, (x[2] + 2 * padding - w[3]) // stride + 1, w[0])
 
     def conv_in(dy, w):  # the input size a transposed convolution (or backward-data) produces
-        return (dy[0], w[1], (dy[2] - 1) * stride - 2 * padding + w[2], (dy[3] - 1) * stride - 2 * padding + w[3])
+        return (dy[0], (dy[1] - 1) * stride - 2 * padding + w[2], (dy[2] - 1) * stride - 2 * padding + w[3], w[1])
 
     def conv_weight(x, dy):
-        return (dy[1], x[1], kernel_size, kernel_size)
+        return (dy[3], x[3], kernel_size, kernel_size)
 
     def custom(name, shape):
         return ops.Custom(f"{library}:{name}{suffix}", out_shape=shape, out_dtype=mstype.float32, func_type="aot")
@@ -113,7 +147,8 @@ def _kernels_for(layer, stride, padding, kernel_size):
 
 
 class DnnlConv2d(nn.Conv2d):
-    """nn.Conv2d (no bias) computed by oneDNN on blocked layouts; the plain layer's computation if unavailable."""
+    """nn.Conv2d (no bias) computed by oneDNN on channels-last (N, H, W, C) tensors; the plain layer (NCHW) if the
+    kernels are unavailable (`dnnl` says which)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding):
         super().__init__(in_channels, out_channels, kernel_size, stride, pad_mode="pad", padding=padding,
@@ -139,8 +174,9 @@ class DnnlConv2d(nn.Conv2d):
 
 
 class DnnlConv2dTranspose(nn.Conv2dTranspose):
-    """nn.Conv2dTranspose (no bias) computed by oneDNN on blocked layouts: its forward is the backward-data of the
-    convolution it transposes, its input gradient that convolution's forward. The plain layer if unavailable."""
+    """nn.Conv2dTranspose (no bias) computed by oneDNN on channels-last tensors: its forward is the backward-data of
+    the convolution it transposes, its input gradient that convolution's forward. The plain layer (NCHW) if the
+    kernels are unavailable."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding):
         super().__init__(in_channels, out_channels, kernel_size, stride, pad_mode="pad", padding=padding,
@@ -239,13 +275,14 @@ def _dnnl_batch_norm_act(alpha):
 
 
 class DnnlBatchNormAct(nn.BatchNorm2d):
-    """nn.BatchNorm2d followed by LeakyReLU(alpha) (ReLU for alpha 0), in one kernel per pass when training.
+    """nn.BatchNorm2d followed by LeakyReLU(alpha) (ReLU for alpha 0), in one kernel per pass when training, on
+    channels-last (N, H, W, C) tensors; without the kernels (`dnnl` False), the plain NCHW BatchNorm and activation.
 
     The same Parameters as nn.BatchNorm2d (gamma, beta, moving_mean, moving_variance; checkpoints load either way),
     updated the same way: with batch statistics in training, the moving averages taking the batch mean and the
-    unbiased batch variance with weight 1 - momentum. In inference mode (set_train(False)), or without the kernels,
-    it runs the plain BatchNorm and activation. The activation layer that follows it in G and D becomes
-    nn.Identity, so the layers keep their indices (and their parameter names).
+    unbiased batch variance with weight 1 - momentum. In inference mode (set_train(False)) it normalises with the
+    moving statistics, as BatchNorm2d does. The activation layer that follows it in G and D becomes nn.Identity, so
+    the layers keep their indices (and their parameter names).
     """
 
     def __init__(self, num_features, alpha, momentum=0.9, eps=1e-5):
@@ -255,10 +292,13 @@ class DnnlBatchNormAct(nn.BatchNorm2d):
         self.dnnl = self.fused is not None
 
     def construct(self, x):
-        if not (self.dnnl and self.training):
+        if not self.dnnl:
             return self.activation(super().construct(x))
+        if not self.training:  # the moving statistics, broadcast along the last (channel) axis
+            scale = self.gamma / ops.sqrt(self.moving_variance + self.eps)
+            return self.activation(x * scale + (self.beta - self.moving_mean * scale))
         y, mean, var = self.fused(x, self.gamma, self.beta)
-        count = x.shape[0] * x.shape[2] * x.shape[3]
+        count = x.shape[0] * x.shape[1] * x.shape[2]
         mean, var = ops.stop_gradient(mean), ops.stop_gradient(var)
         weight = self.momentum  # nn.BatchNorm2d keeps 1 - momentum here: the weight of the batch's statistics
         y = ops.depend(y, ops.assign(self.moving_mean, self.moving_mean * (1.0 - weight) + mean * weight))

@@ -5,10 +5,10 @@
 // efficiency (this 8.6-GFLOP layer: forward 41 ms, backward-data 46, backward-weights 50 at B=128 on 2 cores),
 // while oneDNN's matmul (brg_matmul) runs the same arithmetic in ~30 ms. So each of the three passes becomes one
 // product on the im2col matrix col (M x K), M = n * ho * wo output pixels, K = c * k * k kernel taps (row-major,
-// columns ordered c, kh, kw):
-//   forward           y_nhwc (M x o) = col (M x K) . W^T           then y_nhwc -> y (NCHW)
-//   backward-data     dcol (M x K) = dy_nhwc (M x o) . W (o x K)   then col2im: dx = sum of dcol over the taps
-//   backward-weights  dW (o x K) = dy_nhwc^T (o x M) . col (M x K)
+// columns ordered c, kh, kw). Activations are NHWC (see dnnl_conv.cc), so y and dy are (M x o) matrices as they lie:
+//   forward           y (M x o) = col (M x K) . W^T
+//   backward-data     dcol (M x K) = dy (M x o) . W (o x K)   then col2im: dx = sum of dcol over the taps
+//   backward-weights  dW (o x K) = dy^T (o x M) . col (M x K)
 // W is the OIHW weight read as an (o x K) matrix. im2col and col2im, which oneDNN does not offer, are written here.
 #include "conv_gemm.h"
 
@@ -26,8 +26,6 @@ namespace {
 struct GemmKernel {
     dnnl_primitive_t matmul = nullptr;
     dnnl_memory_t src = nullptr, weights = nullptr, dst = nullptr;  // the product's operands, handles set per call
-    dnnl_primitive_t reorder = nullptr;                             // between y/dy in NCHW and NHWC
-    dnnl_memory_t nchw = nullptr, nhwc = nullptr;
     bool ok = false;
 };
 
@@ -51,31 +49,16 @@ GemmKernel *build(ConvPass pass, const ConvGeometry &g) {
     } else {
         a = matrix(O, M, 1, O), b = matrix(M, K, K, 1), c = matrix(O, K, K, 1);
     }
-    dnnl_dims_t ydims = {g.n, g.o, g.ho, g.wo}, nhwc_strides = {g.ho * g.wo * g.o, 1, g.wo * g.o, g.o};
-    dnnl_memory_desc_t nchw_md = nullptr, nhwc_md = nullptr;
-    dnnl_primitive_desc_t mpd = nullptr, rpd = nullptr;
+    dnnl_primitive_desc_t mpd = nullptr;
     bool ok = a && b && c &&
-              check(dnnl_memory_desc_create_with_tag(&nchw_md, 4, ydims, dnnl_f32, dnnl_abcd), "memory_desc") &&
-              check(dnnl_memory_desc_create_with_strides(&nhwc_md, 4, ydims, dnnl_f32, nhwc_strides), "memory_desc") &&
               check(dnnl_matmul_primitive_desc_create(&mpd, ctx.engine, a, b, nullptr, c, nullptr), "matmul") &&
               check(dnnl_primitive_create(&k->matmul, mpd), "matmul primitive") &&
               check(dnnl_memory_create(&k->src, a, ctx.engine, nullptr), "memory") &&
               check(dnnl_memory_create(&k->weights, b, ctx.engine, nullptr), "memory") &&
-              check(dnnl_memory_create(&k->dst, c, ctx.engine, nullptr), "memory") &&
-              check(dnnl_memory_create(&k->nchw, nchw_md, ctx.engine, nullptr), "memory") &&
-              check(dnnl_memory_create(&k->nhwc, nhwc_md, ctx.engine, nullptr), "memory");
-    if (ok) {
-        ok = pass == kForward
-                 ? check(dnnl_reorder_primitive_desc_create(&rpd, nhwc_md, ctx.engine, nchw_md, ctx.engine, nullptr),
-                         "reorder")
-                 : check(dnnl_reorder_primitive_desc_create(&rpd, nchw_md, ctx.engine, nhwc_md, ctx.engine, nullptr),
-                         "reorder");
-        ok = ok && check(dnnl_primitive_create(&k->reorder, rpd), "reorder primitive");
-    }
-    for (auto md : {a, b, c, nchw_md, nhwc_md})
+              check(dnnl_memory_create(&k->dst, c, ctx.engine, nullptr), "memory");
+    for (auto md : {a, b, c})
         if (md) dnnl_memory_desc_destroy(md);
     if (mpd) dnnl_primitive_desc_destroy(mpd);
-    if (rpd) dnnl_primitive_desc_destroy(rpd);
     k->ok = ok;
     return k;
 }
@@ -98,54 +81,48 @@ struct Taps {
     bool all(int64_t k) const { return kh0 == 0 && kw0 == 0 && kh1 == k && kw1 == k; }
 };
 
-// col[(b, oh, ow), (ci, kh, kw)] = x[b, ci, oh * s - p + kh, ow * s - p + kw], zero outside the image.
-// KS: the kernel size when known at compile time (DCGAN's 4), so the inner copies unroll; 0: g.k at run time.
+// col[(b, oh, ow), (ci, kh, kw)] = x[b, oh * s - p + kh, ow * s - p + kw, ci], zero outside the image.
+// KS: the kernel size when known at compile time (DCGAN's 4), so the inner loops unroll; 0: g.k at run time.
 template <int KS>
 void im2col(const ConvGeometry &g, const float *x, float *col) {
-    const int64_t k = KS ? KS : g.k, K = g.c * k * k, plane_size = g.h * g.w;
+    const int64_t k = KS ? KS : g.k, kk = k * k, K = g.c * kk, row = g.w * g.c;
     parallel_range(g.n, [&](int64_t first, int64_t last) {
         for (int64_t b = first; b < last; ++b)
             for (int64_t oh = 0; oh < g.ho; ++oh)
                 for (int64_t ow = 0; ow < g.wo; ++ow) {
                     const Taps t(g, oh, ow);
                     float *out = col + ((b * g.ho + oh) * g.wo + ow) * K;
-                    const float *in = x + b * g.c * plane_size + t.ih0 * g.w + t.iw0;  // tap (0, 0) of channel 0
-                    if (t.all(k)) {
-                        for (int64_t ci = 0; ci < g.c; ++ci, in += plane_size)
-                            for (int64_t kh = 0; kh < k; ++kh, out += k)
-                                for (int64_t kw = 0; kw < k; ++kw) out[kw] = in[kh * g.w + kw];
-                        continue;
-                    }
-                    std::memset(out, 0, K * sizeof(float));
-                    for (int64_t ci = 0; ci < g.c; ++ci, in += plane_size, out += k * k)
-                        for (int64_t kh = t.kh0; kh < t.kh1; ++kh)
-                            for (int64_t kw = t.kw0; kw < t.kw1; ++kw) out[kh * k + kw] = in[kh * g.w + kw];
+                    const float *in = x + (b * g.h + t.ih0) * row + t.iw0 * g.c;  // tap (0, 0), channel 0
+                    if (!t.all(k)) std::memset(out, 0, K * sizeof(float));
+                    for (int64_t kh = t.kh0; kh < t.kh1; ++kh)
+                        for (int64_t kw = t.kw0; kw < t.kw1; ++kw) {
+                            const float *pixel = in + kh * row + kw * g.c;
+                            float *tap = out + kh * k + kw;
+                            for (int64_t ci = 0; ci < g.c; ++ci) tap[ci * kk] = pixel[ci];
+                        }
                 }
     });
 }
 
-// dx[b, ci, ih, iw] = sum of dcol[(b, oh, ow), (ci, kh, kw)] over the taps that read (ih, iw). Images are split
+// dx[b, ih, iw, ci] = sum of dcol[(b, oh, ow), (ci, kh, kw)] over the taps that read (ih, iw). Images are split
 // among the threads, so no two threads write the same element.
 template <int KS>
 void col2im(const ConvGeometry &g, const float *dcol, float *dx) {
-    const int64_t k = KS ? KS : g.k, K = g.c * k * k, plane_size = g.h * g.w;
+    const int64_t k = KS ? KS : g.k, kk = k * k, K = g.c * kk, row = g.w * g.c, image = g.h * row;
     parallel_range(g.n, [&](int64_t first, int64_t last) {
-        std::memset(dx + first * g.c * plane_size, 0, (last - first) * g.c * plane_size * sizeof(float));
+        std::memset(dx + first * image, 0, (last - first) * image * sizeof(float));
         for (int64_t b = first; b < last; ++b)
             for (int64_t oh = 0; oh < g.ho; ++oh)
                 for (int64_t ow = 0; ow < g.wo; ++ow) {
                     const Taps t(g, oh, ow);
                     const float *in = dcol + ((b * g.ho + oh) * g.wo + ow) * K;
-                    float *out = dx + b * g.c * plane_size + t.ih0 * g.w + t.iw0;
-                    if (t.all(k)) {
-                        for (int64_t ci = 0; ci < g.c; ++ci, out += plane_size)
-                            for (int64_t kh = 0; kh < k; ++kh, in += k)
-                                for (int64_t kw = 0; kw < k; ++kw) out[kh * g.w + kw] += in[kw];
-                        continue;
-                    }
-                    for (int64_t ci = 0; ci < g.c; ++ci, out += plane_size, in += k * k)
-                        for (int64_t kh = t.kh0; kh < t.kh1; ++kh)
-                            for (int64_t kw = t.kw0; kw < t.kw1; ++kw) out[kh * g.w + kw] += in[kh * k + kw];
+                    float *out = dx + (b * g.h + t.ih0) * row + t.iw0 * g.c;
+                    for (int64_t kh = t.kh0; kh < t.kh1; ++kh)
+                        for (int64_t kw = t.kw0; kw < t.kw1; ++kw) {
+                            float *pixel = out + kh * row + kw * g.c;
+                            const float *tap = in + kh * k + kw;
+                            for (int64_t ci = 0; ci < g.c; ++ci) pixel[ci] += tap[ci * kk];
+                        }
                 }
     });
 }
@@ -187,34 +164,24 @@ int gemm_conv(ConvPass pass, const ConvGeometry &g, void *const *params) {
     if (!k.ok) return 3;
     const int64_t M = g.n * g.ho * g.wo, K = g.c * g.k * g.k;
     float *col = static_cast<float *>(arena(0, M * K * sizeof(float)));
-    float *nhwc = static_cast<float *>(arena(1, M * g.o * sizeof(float)));
-    if (!col || !nhwc) return 5;
-    dnnl_memory_set_data_handle(k.nhwc, nhwc);
-    dnnl_exec_arg_t reorder[2] = {{1 /*DNNL_ARG_FROM*/, nullptr}, {17 /*DNNL_ARG_TO*/, nullptr}};
+    if (!col) return 5;
     if (pass == kForward) {  // (x, w) -> y
         im2col(g, static_cast<const float *>(params[0]), col);
         dnnl_memory_set_data_handle(k.src, col);
         dnnl_memory_set_data_handle(k.weights, params[1]);
-        dnnl_memory_set_data_handle(k.dst, nhwc);
-        dnnl_memory_set_data_handle(k.nchw, params[2]);
-        reorder[0].memory = k.nhwc, reorder[1].memory = k.nchw;
-    } else {  // the gradient dy arrives in NCHW: to NHWC first
-        dnnl_memory_set_data_handle(k.nchw, params[pass == kBackwardData ? 0 : 1]);
-        dnnl_exec_arg_t to_nhwc[2] = {{1, k.nchw}, {17, k.nhwc}};
-        if (!execute(k.reorder, 2, to_nhwc, "reorder")) return 4;
-        dnnl_memory_set_data_handle(k.src, nhwc);
-        if (pass == kBackwardData) {  // (dy, w) -> dx
-            dnnl_memory_set_data_handle(k.weights, params[1]);
-            dnnl_memory_set_data_handle(k.dst, col);
-        } else {  // (x, dy) -> dw
-            im2col(g, static_cast<const float *>(params[0]), col);
-            dnnl_memory_set_data_handle(k.weights, col);
-            dnnl_memory_set_data_handle(k.dst, params[2]);
-        }
+        dnnl_memory_set_data_handle(k.dst, params[2]);
+    } else if (pass == kBackwardData) {  // (dy, w) -> dx
+        dnnl_memory_set_data_handle(k.src, params[0]);
+        dnnl_memory_set_data_handle(k.weights, params[1]);
+        dnnl_memory_set_data_handle(k.dst, col);
+    } else {  // (x, dy) -> dw
+        im2col(g, static_cast<const float *>(params[0]), col);
+        dnnl_memory_set_data_handle(k.src, params[1]);
+        dnnl_memory_set_data_handle(k.weights, col);
+        dnnl_memory_set_data_handle(k.dst, params[2]);
     }
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, k.src}, {DNNL_ARG_WEIGHTS, k.weights}, {DNNL_ARG_DST, k.dst}};
     if (!execute(k.matmul, 3, args, "matmul")) return 4;
-    if (pass == kForward && !execute(k.reorder, 2, reorder, "reorder")) return 4;
     dnnl_stream_wait(context().stream);
     if (pass == kBackwardData) col2im(g, col, static_cast<float *>(params[2]));
     return 0;

@@ -4,7 +4,8 @@
 
 namespace dcgan_dnnl {
 
-// One convolution: x (n, c, h, w) * weights (o, c, k, k) -> y (n, o, ho, wo), square stride and padding.
+// One convolution: x (n, c, h, w) * weights (o, c, k, k) -> y (n, o, ho, wo), square stride and padding; the
+// activations x and y lie in memory channels-last (NHWC), the weights as OIHW.
 struct ConvGeometry {
     int64_t n, c, h, w, o, k, ho, wo;
     int stride, pad;

@@ -34,6 +34,7 @@ enum {
     dnnl_format_tag_any = 1,
     dnnl_a = 2,     // a dense 1-D tensor (any tensor, flattened)
     dnnl_abcd = 5,  // nchw for data, oihw for convolution weights
+    dnnl_acdb = 22,  // nhwc for data
     dnnl_forward_training = 64,
     dnnl_convolution_direct = 1,
     dnnl_eltwise_relu_use_dst_for_bwd = 0x100,  // ReLU with a negative slope (alpha); its gradient from y

@@ -1,14 +1,16 @@
 // 2-D convolution kernels for MindSpore ops.Custom (func_type "aot", CPU) that call oneDNN directly.
 //
 // Why: MindSpore 2.10 hands oneDNN plain NCHW tensors for its CPU convolutions; on AVX-512 CPUs oneDNN then picks a
-// reference kernel, so the project caps oneDNN at AVX2. Here each convolution lets oneDNN choose its own blocked
-// layouts (format "any": nChw16c data, jit:avx512_core kernels, what PyTorch uses), with reorders from and to the
-// NCHW / OIHW tensors MindSpore holds. It runs on MindSpore's own libdnnl.so.3 (engine, stream and threadpool in
-// dnnl_runtime.h).
+// reference kernel, so the project caps oneDNN at AVX2. Here each convolution runs oneDNN's own kernels at the CPU's
+// full instruction set on channels-last (NHWC) activations, the layout G and D keep between the project's kernels
+// (src/cpu/fast_layers.py): oneDNN's NHWC kernels (brg_conv_fwd, brgconv_strided) need no reorder of the
+// activations, which on the narrow nets (ngf = ndf = 32) cost ~8% of a step when they went NCHW -> blocked -> NCHW
+// around every convolution. Weights stay in the OIHW tensors MindSpore holds (small reorders to oneDNN's layout).
+// It runs on MindSpore's own libdnnl.so.3 (engine, stream and threadpool in dnnl_runtime.h).
 //
 // Three kernels cover Conv2d and Conv2dTranspose, forward and backward (no bias, no dilation, one group, square
 // stride s and padding p, encoded in the entry point's name: ConvFwd_s2p1 etc.):
-//   ConvFwd(x NCHW, w OIHW) -> y     ConvBwdData(dy, w OIHW[, x]) -> dx     ConvBwdWeights(x, dy) -> dw
+//   ConvFwd(x NHWC, w OIHW) -> y NHWC     ConvBwdData(dy, w OIHW[, x]) -> dx     ConvBwdWeights(x, dy) -> dw OIHW
 // (ConvBwdData's optional x only gives dx its shape.) Some passes take the matrix-product route of conv_gemm.cc
 // instead (gemm_conv_preferred says which: small outputs with AVX-512, images of a few channels).
 // The aot entry point signature: int f(int nparam, void **params, int *ndims, int64_t **shapes,
@@ -24,8 +26,8 @@
 namespace {
 using namespace dcgan_dnnl;
 
-// One tensor argument of a primitive: the user's plain-layout tensor and, when the primitive wants another layout,
-// a buffer in that layout and the reorder between the two.
+// One tensor argument of a primitive: the user's tensor (NHWC activations, OIHW weights) and, when the primitive
+// wants another layout (the weights), a buffer in that layout and the reorder between the two.
 struct Arg {
     int arg = 0;
     bool output = false;
@@ -44,11 +46,21 @@ struct Kernel {
 
 using Kind = ConvPass;
 
-bool init_arg(Arg &a, int arg, bool output, const int64_t *shape, const_dnnl_memory_desc_t want, dnnl_engine_t eng) {
+// oneDNN's dims are always (N, C, H, W) / (O, I, H, W); the tag says how they lie in memory.
+void logical_dims(const int64_t *shape, bool activation, dnnl_dims_t dims) {
+    const int64_t nchw[4] = {shape[0], shape[3], shape[1], shape[2]};
+    std::memcpy(dims, activation ? nchw : shape, 4 * sizeof(int64_t));
+}
+
+bool init_arg(Arg &a, int arg, bool output, const int64_t *shape, bool activation, const_dnnl_memory_desc_t want,
+              dnnl_engine_t eng) {
     a.arg = arg;
     a.output = output;
-    dnnl_dims_t dims = {shape[0], shape[1], shape[2], shape[3]};
-    if (!check(dnnl_memory_desc_create_with_tag(&a.user_md, 4, dims, dnnl_f32, dnnl_abcd), "memory_desc")) return false;
+    dnnl_dims_t dims = {};
+    logical_dims(shape, activation, dims);
+    if (!check(dnnl_memory_desc_create_with_tag(&a.user_md, 4, dims, dnnl_f32, activation ? dnnl_acdb : dnnl_abcd),
+               "memory_desc"))
+        return false;
     if (!check(dnnl_memory_create(&a.user_mem, a.user_md, eng, nullptr), "memory")) return false;
     if (dnnl_memory_desc_equal(a.user_md, want)) return true;
     if (!check(dnnl_memory_create(&a.inner_mem, want, eng, nullptr), "memory")) return false;
@@ -61,7 +73,7 @@ bool init_arg(Arg &a, int arg, bool output, const int64_t *shape, const_dnnl_mem
     return ok;
 }
 
-// Shapes of the convolution (x: N C H W, w: O C K K, y: N O Ho Wo) from the kernel's two inputs and output.
+// Shapes of the convolution (x: N H W C, w: O C K K, y: N Ho Wo O) from the kernel's two inputs and output.
 void conv_shapes(Kind kind, int64_t **shapes, const int64_t *&x, const int64_t *&w, const int64_t *&y) {
     if (kind == kForward) { x = shapes[0]; w = shapes[1]; y = shapes[2]; }
     else if (kind == kBackwardData) { y = shapes[0]; w = shapes[1]; x = shapes[2]; }
@@ -74,14 +86,18 @@ Kernel *build(Kind kind, int stride, int pad, int64_t **shapes) {
     if (!ctx.ok) return k;
     const int64_t *xs, *ws, *ys;
     conv_shapes(kind, shapes, xs, ws, ys);
-    dnnl_dims_t xd = {xs[0], xs[1], xs[2], xs[3]}, wd = {ws[0], ws[1], ws[2], ws[3]}, yd = {ys[0], ys[1], ys[2], ys[3]};
+    dnnl_dims_t xd = {}, wd = {}, yd = {};
+    logical_dims(xs, true, xd);
+    logical_dims(ws, false, wd);
+    logical_dims(ys, true, yd);
     dnnl_dims_t strides = {stride, stride}, dil = {0, 0}, pl = {pad, pad};
     // Right/bottom padding that makes the output size exact (PyTorch/MindSpore floor the output size).
-    dnnl_dims_t pr = {(ys[2] - 1) * stride + ws[2] - xs[2] - pad, (ys[3] - 1) * stride + ws[3] - xs[3] - pad};
+    dnnl_dims_t pr = {(yd[2] - 1) * stride + wd[2] - xd[2] - pad, (yd[3] - 1) * stride + wd[3] - xd[3] - pad};
+    // Activations as they are (NHWC), the weights in whatever layout the chosen kernel wants.
     dnnl_memory_desc_t xa = nullptr, wa = nullptr, ya = nullptr;
-    dnnl_memory_desc_create_with_tag(&xa, 4, xd, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_create_with_tag(&xa, 4, xd, dnnl_f32, dnnl_acdb);
     dnnl_memory_desc_create_with_tag(&wa, 4, wd, dnnl_f32, dnnl_format_tag_any);
-    dnnl_memory_desc_create_with_tag(&ya, 4, yd, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_create_with_tag(&ya, 4, yd, dnnl_f32, dnnl_acdb);
     dnnl_primitive_desc_t fwd = nullptr, pd = nullptr;
     bool ok = check(dnnl_convolution_forward_primitive_desc_create(&fwd, ctx.engine, dnnl_forward_training,
                                                                    dnnl_convolution_direct, xa, wa, nullptr, ya,
@@ -112,9 +128,12 @@ Kernel *build(Kind kind, int stride, int pad, int64_t **shapes) {
             in0 = DNNL_ARG_SRC; q0 = dnnl_query_src_md; in1 = DNNL_ARG_DIFF_DST; q1 = dnnl_query_diff_dst_md;
             out = DNNL_ARG_DIFF_WEIGHTS; qo = dnnl_query_diff_weights_md;
         }
-        ok = init_arg(k->args[0], in0, false, shapes[0], dnnl_primitive_desc_query_md(pd, q0, 0), ctx.engine) &&
-             init_arg(k->args[1], in1, false, shapes[1], dnnl_primitive_desc_query_md(pd, q1, 0), ctx.engine) &&
-             init_arg(k->args[2], out, true, shapes[2], dnnl_primitive_desc_query_md(pd, qo, 0), ctx.engine) &&
+        const bool w_second = kind != kBackwardWeights;  // w is the second input, else the output
+        ok = init_arg(k->args[0], in0, false, shapes[0], true, dnnl_primitive_desc_query_md(pd, q0, 0), ctx.engine) &&
+             init_arg(k->args[1], in1, false, shapes[1], !w_second, dnnl_primitive_desc_query_md(pd, q1, 0),
+                      ctx.engine) &&
+             init_arg(k->args[2], out, true, shapes[2], w_second, dnnl_primitive_desc_query_md(pd, qo, 0),
+                      ctx.engine) &&
              check(dnnl_primitive_create(&k->prim, pd), "convolution primitive");
     }
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -153,7 +172,7 @@ int run(Kind kind, int stride, int pad, int nparam, void **params, int *ndims, i
     ExecScope scope;
     const int64_t *xs, *ws, *ys;
     conv_shapes(kind, shapes, xs, ws, ys);
-    const ConvGeometry geometry = {xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ys[2], ys[3], stride, pad};
+    const ConvGeometry geometry = {xs[0], xs[3], xs[1], xs[2], ws[0], ws[2], ys[1], ys[2], stride, pad};
     if (ws[2] == ws[3] && gemm_conv_preferred(kind, geometry)) return gemm_conv(kind, geometry, params);
     static std::map<Key, std::unique_ptr<Kernel>> cache;
     auto &slot = cache[Key(kind, stride, pad, dims)];

@@ -16,7 +16,7 @@ ONEDNN_MAJOR = 3  # the major version dnnl_api.h restates
 ONEDNN_THREADPOOL_RUNTIME = 8  # dnnl_version()->cpu_runtime of a THREADPOOL build (the one the threadpool needs)
 # dnnl_api.h's enum values, as the loaded oneDNN names them: (function, value, name).
 ENUMS = (("DnnlConvTagName", 1, b"any"), ("DnnlConvTagName", 2, b"a"), ("DnnlConvTagName", 5, b"abcd"),
-         ("DnnlConvPropName", 64, b"forward_training"), ("DnnlAlgName", 0x100, b"eltwise_relu_use_dst_for_bwd"))
+         ("DnnlConvTagName", 22, b"acdb"), ("DnnlConvPropName", 64, b"forward_training"), ("DnnlAlgName", 0x100, b"eltwise_relu_use_dst_for_bwd"))
 
 
 def abi_problem(so):
@@ -64,16 +64,25 @@ def conv_reference(x, w, stride, pad):
     return y
 
 
+def nhwc(a):
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+
+def nchw(a):
+    return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+
+
 def check_convolution(so, x_shape, w_shape, stride, pad, rng):
+    """The kernels take and give activations channels-last (NHWC); the reference works in NCHW."""
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
     y = conv_reference(x, w, stride, pad)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     suffix = f"_s{stride}p{pad}"
-    got = call(so, "ConvFwd" + suffix, x, w, np.zeros(y.shape))
+    got = nchw(call(so, "ConvFwd" + suffix, nhwc(x), w, np.zeros(nhwc(y).shape)))
     # The input gradient is the transposed convolution of dy; the weight gradient sums x-patches times dy.
-    dx = call(so, "ConvBwdData" + suffix, dy, w, np.zeros(x.shape))
-    dw = call(so, "ConvBwdWeights" + suffix, x, dy, np.zeros(w.shape))
+    dx = nchw(call(so, "ConvBwdData" + suffix, nhwc(dy), w, np.zeros(nhwc(x).shape)))
+    dw = call(so, "ConvBwdWeights" + suffix, nhwc(x), nhwc(dy), np.zeros(w.shape))
     eps = 1e-3
     probe = rng.standard_normal(x.shape).astype(np.float32)
     numeric_dx = (conv_reference(x + eps * probe, w, stride, pad) - conv_reference(x, w, stride, pad)) / eps
@@ -86,13 +95,13 @@ def check_convolution(so, x_shape, w_shape, stride, pad, rng):
 
 
 def check_batch_norm_act(so, rng):
-    """BatchNorm in training mode fused with LeakyReLU(0.2), forward and backward, against numpy. The outputs are
-    filled in place: call() passes float32 arrays through as they are."""
-    x = (rng.standard_normal((3, 4, 5, 5)) * 2 + 1).astype(np.float32)
+    """BatchNorm in training mode fused with LeakyReLU(0.2), forward and backward, against numpy, on a channels-last
+    (NHWC) tensor. The outputs are filled in place: call() passes float32 arrays through as they are."""
+    x = (rng.standard_normal((3, 5, 5, 4)) * 2 + 1).astype(np.float32)
     gamma, beta = rng.normal(1, 0.2, 4).astype(np.float32), rng.normal(0, 0.2, 4).astype(np.float32)
     y, mean, var = np.zeros(x.shape, np.float32), np.zeros(4, np.float32), np.zeros(4, np.float32)
     call(so, "BatchNormActFwd_a20", x, gamma, beta, y, mean, var)
-    axes, c = (0, 2, 3), (1, 4, 1, 1)
+    axes, c = (0, 1, 2), (1, 1, 1, 4)
     rstd = 1 / np.sqrt(x.var(axes) + 1e-5)
     xhat = (x - x.mean(axes).reshape(c)) * rstd.reshape(c)
     z = gamma.reshape(c) * xhat + beta.reshape(c)

@@ -34,6 +34,7 @@ class DatasetInfo:
     data_path: Optional[str] = None  # directory the reader was given (None for built-in datasets)
     split: str = NO_SPLIT  # what was read: "train", "test", "all", or that with why, e.g. ONLY_SPLIT, NO_SPLIT
     bad_files: Optional["BadFiles"] = field(default=None, compare=False)  # skipped files (see BadFiles)
+    in_memory: bool = False  # each epoch's batches come from images held in memory (the digits), not from files
 
 
 def create_dataset(name, data_path=None, image_size=32, batch_size=128, nc=None, shuffle=True,
@@ -98,5 +99,6 @@ def create_dataset(name, data_path=None, image_size=32, batch_size=128, nc=None,
 
     info = DatasetInfo(name=name, nc=out_nc, num_images=whole, batches_per_epoch=batches,
                        source_nc=reader.source_nc, images_per_epoch=per_shard, data_path=reader.root,
-                       split=reader.split, bad_files=bad_files)
+                       split=reader.split, bad_files=bad_files,
+                       in_memory=reader.pixels is not None and drop_remainder)
     return pipeline, info

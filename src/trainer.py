@@ -164,6 +164,7 @@ class Trainer:
         # Read the data first: a bad path or a too-small dataset fails here, before any compilation.
         self.dataset, info = epoch_dataset(cfg, 0, world)
         self.bad_files = info.bad_files  # skipped image files, counted over the whole run
+        self.data_in_memory = info.in_memory
         cfg["dataset"], cfg["nc"] = info.name, info.nc
         cfg["data"] = {"split": info.split, "images": info.num_images}  # what was read, for the report
         self.steps_per_epoch = info.batches_per_epoch
@@ -246,7 +247,12 @@ class Trainer:
                 dataset = dataset.skip(done_in_epoch)
             remaining = self.steps_per_epoch - done_in_epoch
             dataset = with_noise(dataset, cfg, self.step, remaining, self.world.rank)
-            for real, noise in self.bad_files.iterate(dataset, remaining, self.log.info):
+            batches = self.bad_files.iterate(dataset, remaining, self.log.info)
+            if self.data_in_memory:
+                # Taken before the epoch's steps (a few MB): the pipeline's threads, running beside the steps on
+                # the cores the steps use, made them ~5% slower (bench/loop_vs_step.py).
+                batches = list(batches)
+            for real, noise in batches:
                 if self.step == start_step:
                     self._first_batch(real.asnumpy())
                 loss_d, loss_g, d_x, d_gz1, d_gz2 = self.train_step(real, noise)

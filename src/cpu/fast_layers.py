@@ -18,9 +18,10 @@ BatchNorm2d with the same four Parameters): on the narrow nets MindSpore's Batch
 Channels last: when the kernels are available, the kernel-backed layers (DnnlConv2d, DnnlConv2dTranspose,
 DnnlBatchNormAct) take and give channels-last (N, H, W, C) tensors, and so do LatentConvTranspose2d and FullConv2d
 when built with channels_last=True. G and D built with fast=True keep their activations in that layout from the
-first layer to the last (src/generator.py, src/discriminator.py) and keep NCHW at their edges: oneDNN's kernels
-work on it directly, where NCHW needed a reorder into a blocked layout and back around every convolution (~8% of
-a narrow step). Weights keep their plain layouts and names. Without the kernels everything is the plain NCHW layer.
+first layer to the last, and NCHW only at their edges (src/generator.py, src/discriminator.py). oneDNN's kernels
+take channels-last tensors as they are, where NCHW needed a reorder into a blocked layout and back around every
+convolution (~8% of a narrow step). Weights keep their plain layouts and names. Without the kernels every layer is
+the plain NCHW one.
 """
 import mindspore.nn as nn
 from mindspore.common import dtype as mstype

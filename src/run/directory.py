@@ -19,6 +19,7 @@ import os
 import pathlib
 import re
 import sys
+import tempfile
 import time
 
 from src.errors import UserError
@@ -44,12 +45,13 @@ def checkpoint_step(file_name):
 
 
 def prepare(run_dir):
-    """Create the run directory (and samples/) or fail with a UserError if it cannot be written."""
+    """Create the run directory (and samples/) or fail with a UserError if it cannot be written. Every rank of a
+    distributed run prepares it: each writes its own probe file (a shared name let one rank remove another's)."""
     try:
         os.makedirs(os.path.join(run_dir, SAMPLES_DIR), exist_ok=True)
-        probe = os.path.join(run_dir, ".write_test")
-        with open(probe, "w") as f:
-            f.write("ok")
+        handle, probe = tempfile.mkstemp(prefix=".write_test_", dir=run_dir)
+        os.write(handle, b"ok")
+        os.close(handle)
         os.remove(probe)
     except OSError as error:
         raise UserError(f"cannot write to output path {run_dir}: {error.strerror}") from None

@@ -115,3 +115,27 @@ def test_a_second_interrupt_during_the_save_changes_nothing(tmp_path, uninterrup
     train("--resume", "--output_path", str(run), "--max_steps", str(STEPS))
     assert_same_state(state(run, STEPS), uninterrupted)
     assert not np.isnan(state(run, STEPS)["G/main.0.weight"]).any()
+
+
+def test_ranks_preparing_one_run_directory_at_once_never_trip_over_each_others_probe(tmp_path):
+    """Every rank of a distributed run checks that it can write the run directory, at the same moment. With one
+    shared probe file name a rank could remove the file another had just written, and that rank then stopped with
+    "cannot write to output path" (seen in a two-node msrun test)."""
+    import threading
+    from src.run import directory
+    errors = []
+
+    def prepare_many():
+        try:
+            for _ in range(300):
+                directory.prepare(str(tmp_path / "run"))
+        except Exception as error:  # noqa: BLE001 - any failure is the finding
+            errors.append(error)
+
+    threads = [threading.Thread(target=prepare_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["samples"]

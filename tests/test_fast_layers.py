@@ -90,11 +90,17 @@ def test_full_conv_equals_valid_conv2d(cin, cout, batch, channels_last):
     compare(fast, plain, (batch, cin, 4, 4), seed=2, view=view)
 
 
+@pytest.mark.parametrize("kernels_built", [True, False], ids=["kernels", "no_kernels"])
 @pytest.mark.parametrize("image_size", [32, 64])
-def test_fast_networks_have_the_plain_networks_parameters_and_outputs(image_size):
-    """Same parameter names and shapes (checkpoints load either way), same initialisation, same images and logits."""
+def test_fast_networks_have_the_plain_networks_parameters_and_outputs(image_size, kernels_built, monkeypatch):
+    """Same parameter names and shapes (checkpoints load either way), same initialisation, same images, logits and
+    D features; channels-last inside when the kernels are built, plain NCHW layers when they are not."""
+    if not kernels_built:
+        from src.cpu import kernels
+        monkeypatch.setitem(kernels.BUILD, "path", None)
     plain_g, fast_g = Generator(image_size, 100, 16, 3), Generator(image_size, 100, 16, 3, fast=True)
     plain_d, fast_d = Discriminator(image_size, 16, 3), Discriminator(image_size, 16, 3, fast=True)
+    assert fast_g.channels_last == fast_d.channels_last == fast_layers.kernels_available()
     for plain, fast in ((plain_g, fast_g), (plain_d, fast_d)):
         assert [(n, p.shape) for n, p in plain.parameters_and_names()] == \
                [(n, p.shape) for n, p in fast.parameters_and_names()]
@@ -108,23 +114,6 @@ def test_fast_networks_have_the_plain_networks_parameters_and_outputs(image_size
     assert_close(fast_d(images), plain_d(images), "logits")
     for stage, (fast, plain) in enumerate(zip(fast_d.features(images), plain_d.features(images))):
         assert_close(fast, plain, f"D's stage {stage} features (NCHW either way)")
-
-
-def test_without_the_kernels_fast_networks_stay_nchw(monkeypatch):
-    from src.cpu import kernels
-    monkeypatch.setitem(kernels.BUILD, "path", None)
-    fast_g, plain_g = Generator(32, 100, 8, 1, fast=True), Generator(32, 100, 8, 1)
-    fast_d, plain_d = Discriminator(32, 8, 1, fast=True), Discriminator(32, 8, 1)
-    assert not fast_g.channels_last and not fast_d.channels_last
-    for plain, fast in ((plain_g, fast_g), (plain_d, fast_d)):
-        init_weights(plain, np.random.default_rng(6))
-        init_weights(fast, np.random.default_rng(6))
-        plain.set_train(False)
-        fast.set_train(False)
-    z = ms.Tensor(np.random.default_rng(1).standard_normal((3, 100, 1, 1)).astype(np.float32))
-    images = plain_g(z)
-    assert_close(fast_g(z), images, "images")
-    assert_close(fast_d(images), plain_d(images), "logits")
 
 
 def test_a_channels_last_network_refuses_a_layer_without_its_kernel():

@@ -144,7 +144,8 @@ bool execute(dnnl_primitive_t prim, int n, dnnl_exec_arg_t *args, const char *wh
 bool gemm_conv_preferred(ConvPass pass, const ConvGeometry &g) {
     // Measured on DCGAN's layers (bench/RESULTS.md): with AVX-512 the product wins at 4x4 outputs (~20% per pass,
     // im2col included) and loses at 8x8 and above, where the direct kernels are efficient and im2col's copy grows;
-    // with AVX2 only (oneDNN capped there) the direct kernels won at 4x4 too (~5% of the narrow step).
+    // with AVX2 only (oneDNN capped there) the direct kernels won at 4x4 too (~5% of the narrow step; ~8% again
+    // once the activations were channels-last).
     // One exception: the backward-data pass into an image of 1-4 channels (D's first layer in the G step, and G's
     // last layer, a transposed convolution, forward), where oneDNN's direct kernel (brgconv_strided) blocks over
     // the few input channels and runs at a few GFLOP/s: the product plus col2im takes a third to a half of its time.

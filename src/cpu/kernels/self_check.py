@@ -16,7 +16,8 @@ ONEDNN_MAJOR = 3  # the major version dnnl_api.h restates
 ONEDNN_THREADPOOL_RUNTIME = 8  # dnnl_version()->cpu_runtime of a THREADPOOL build (the one the threadpool needs)
 # dnnl_api.h's enum values, as the loaded oneDNN names them: (function, value, name).
 ENUMS = (("DnnlConvTagName", 1, b"any"), ("DnnlConvTagName", 2, b"a"), ("DnnlConvTagName", 5, b"abcd"),
-         ("DnnlConvTagName", 22, b"acdb"), ("DnnlConvPropName", 64, b"forward_training"), ("DnnlAlgName", 0x100, b"eltwise_relu_use_dst_for_bwd"))
+         ("DnnlConvTagName", 22, b"acdb"), ("DnnlConvPropName", 64, b"forward_training"),
+         ("DnnlAlgName", 0x100, b"eltwise_relu_use_dst_for_bwd"))
 
 
 def abi_problem(so):

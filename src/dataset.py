@@ -81,7 +81,8 @@ def create_dataset(name, data_path=None, image_size=32, batch_size=128, nc=None,
     bad_files = bad_files or BadFiles(strict, reader.locate, reader.root)
     batches = per_shard // batch_size if drop_remainder else math.ceil(per_shard / batch_size)
     needed = batches * batch_size if drop_remainder else per_shard
-    if reader.pixels is not None and drop_remainder:  # the digits: whole batches from memory (src/data/in_memory.py)
+    in_memory = reader.pixels is not None and drop_remainder
+    if in_memory:  # the digits: whole batches from memory (src/data/in_memory.py)
         pipeline = batched_epoch(reader.pixels, image_size, reader.source_nc, out_nc, batch_size, shuffle, seed,
                                  num_shards, shard_id, num_samples)
     else:
@@ -99,6 +100,5 @@ def create_dataset(name, data_path=None, image_size=32, batch_size=128, nc=None,
 
     info = DatasetInfo(name=name, nc=out_nc, num_images=whole, batches_per_epoch=batches,
                        source_nc=reader.source_nc, images_per_epoch=per_shard, data_path=reader.root,
-                       split=reader.split, bad_files=bad_files,
-                       in_memory=reader.pixels is not None and drop_remainder)
+                       split=reader.split, bad_files=bad_files, in_memory=in_memory)
     return pipeline, info

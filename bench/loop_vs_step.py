@@ -10,14 +10,17 @@ temporary run directory, with timers around the loop's parts (none of which adds
   ema         the moving average of G's weights                     samples   the fixed-noise grids
   checkpoint  saving and rotating checkpoints                        report    index.html at epoch ends
   quality     the sample-quality measurements (a feature of the run, not of the loop: shown apart)
-  steps       the loop's own step calls, set against as many steps at the bare step's median
+  steps       the loop's own step calls, set against as many steps at the bare step's mean
 
 The loop's rate is measured between the first and the last log record (the records sit on steps where the loop
 already waits for the step's losses), so compilation is out and everything else the loop does is in. The bare
 step is the same compiled step called back to back on one batch (each call waited for): 15 times before the run,
 8 times at the end of every epoch (where the report may be refreshed; that time is taken out of the loop's window,
 and those steps train on the fixed batch, so the run's losses are not the demo's) and 15 times after, so that a
-machine whose speed drifts (other processes) moves both figures alike; its median is the reference. The parts are
+machine whose speed drifts (other processes) moves both figures alike. The reference is the bare step's rate over
+all those calls (images / seconds, the statistic the loop's images/s is): on a VM a few steps in a hundred run
+~1.5x slow, in the bare calls as in the loop's, so the bare step's median (printed too) would hold the loop to a
+speed that neither reaches over a run. The parts are
 host time spent in each call; on CPU a step's call returns when the step is done, so they add up with the steps.
 Prints one JSON line and a short table, with the CPU and load average.
 
@@ -108,7 +111,16 @@ def main():
         return result
 
     trainer._render_report = report_then_bare_steps
-    trainer.train_step = timed("steps", step_cell)  # the loop's own step calls (each returns when its step is done)
+    loop_ms = []
+
+    def loop_step(*args):  # the loop's own step calls (each returns when its step is done)
+        start = time.perf_counter()
+        try:
+            return step_cell(*args)
+        finally:
+            loop_ms.append(1000 * (time.perf_counter() - start))
+
+    trainer.train_step = loop_step
     trainer._save_checkpoint = timed("checkpoint", trainer._save_checkpoint)
     trainer._rotate_checkpoints = timed("checkpoint", trainer._rotate_checkpoints)
     if trainer.ema is not None:
@@ -149,13 +161,14 @@ def main():
     parts = {k: spent1.get(k, 0.0) - spent0.get(k, 0.0) for k in set(spent1) | set(spent0)}
     window_s = t1 - t0 - parts.pop("bare", 0.0)  # the bare blocks inside the window are not the loop's
     quality_s = parts.pop("quality", 0.0)
-    loop_steps_s = parts.pop("steps", 0.0)
+    window_ms = loop_ms[step0:step1]  # the steps that ended inside the window (a fresh run's steps 1.. are 0..)
+    loop_steps_s = sum(window_ms) / 1000
     images = (step1 - step0) * batch_size
-    bare_median = statistics.median(bare_ms)
-    bare_ips = 1000 * batch_size / bare_median
+    bare_median, bare_mean = statistics.median(bare_ms), statistics.fmean(bare_ms)
+    bare_ips = 1000 * batch_size / bare_mean
     loop_ips = images / window_s
     loop_ips_no_quality = images / (window_s - quality_s)
-    steps_s = (step1 - step0) * bare_median / 1000
+    steps_s = (step1 - step0) * bare_mean / 1000
     summary = {
         **machine, "load_before": load_before, "load_after": load_average(), "config": " ".join(argv[:-2]),
         "batch_size": batch_size, "steps_in_window": step1 - step0, "window_s": round(window_s, 2),
@@ -164,17 +177,26 @@ def main():
         "loop_over_bare": round(loop_ips / bare_ips, 3),
         "loop_over_bare_without_quality": round(loop_ips_no_quality / bare_ips, 3),
         "parts_s": {k: round(v, 2) for k, v in sorted(parts.items())}, "quality_s": round(quality_s, 2),
-        "bare_steps_s": round(steps_s, 2), "loop_steps_s": round(loop_steps_s, 2), "run_s": round(run_s, 2)}
+        "bare_steps_s": round(steps_s, 2), "loop_steps_s": round(loop_steps_s, 2), "run_s": round(run_s, 2),
+        "over_bare_median_without_quality": round(loop_ips_no_quality * bare_median / (1000 * batch_size), 3),
+        "step_ms": {"bare_median": round(bare_median, 2), "bare_mean": round(bare_mean, 2),
+                    "loop_median": round(statistics.median(window_ms), 2),
+                    "loop_mean": round(statistics.fmean(window_ms), 2)}}
     print(json.dumps(summary), flush=True)
     print(f"\n{machine['cpu']} ({machine['isa']}, {machine['cores']} cores), load average {load_before} -> "
           f"{summary['load_after']}; {' '.join(argv[:-2])}, batch {batch_size}")
-    print(f"bare step: {bare_median:.1f} ms (median of {len(bare_ms)}), {bare_ips:.0f} images/s")
+    print(f"bare step: {bare_mean:.1f} ms (mean of {len(bare_ms)} calls; median {bare_median:.1f} ms), "
+          f"{bare_ips:.0f} images/s")
     print(f"loop, steps {step0}..{step1}: {loop_ips:.0f} images/s = {100 * loop_ips / bare_ips:.1f}% of the bare "
           f"step's; without the quality measurements ({quality_s:.1f} s): {loop_ips_no_quality:.0f} images/s = "
-          f"{100 * loop_ips_no_quality / bare_ips:.1f}%")
+          f"{100 * loop_ips_no_quality / bare_ips:.1f}% ({100 * summary['over_bare_median_without_quality']:.1f}% "
+          f"of the bare step's median rate)")
     other = window_s - quality_s - loop_steps_s - sum(parts.values())
     print("where the loop's time went (s): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(parts.items()))
           + f", the rest {other:.2f}; the loop's step calls {loop_steps_s:.2f} against {steps_s:.2f} at the bare rate")
+    step_ms = summary["step_ms"]
+    print(f"step calls (ms): the loop's median {step_ms['loop_median']}, mean {step_ms['loop_mean']}; "
+          f"the bare step's median {step_ms['bare_median']}, mean {step_ms['bare_mean']}")
 
 
 if __name__ == "__main__":

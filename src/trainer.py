@@ -6,6 +6,7 @@ noise from (seed, 1), the noise of step s on rank r from (seed, 2, r, s), and th
 reader's shuffle seeded with seed + e (a resumed epoch skips the batches it already trained on).
 In a distributed run every rank trains on its own shard; only rank 0 writes the run directory's shared files.
 """
+import gc
 import math
 import os
 import signal
@@ -232,7 +233,10 @@ class Trainer:
     def run(self):
         with StopRequest() as stop:
             self.any_rank_stops = stop_vote(self.world)
-            return self._run(stop)
+            try:
+                return self._run(stop)
+            finally:
+                gc.unfreeze()  # what _run froze can be collected again once the run is over
 
     def _run(self, stop):
         cfg, start_step = self.cfg, self.step
@@ -256,6 +260,10 @@ class Trainer:
                 if self.step == start_step:
                     self._first_batch(real.asnumpy())
                 loss_d, loss_g, d_x, d_gz1, d_gz2 = self.train_step(real, noise)
+                if self.step == start_step:
+                    # Everything alive now (MindSpore's modules, the nets, the compiled step) lives as long as the
+                    # run: out of the collector's sight, its full collections take ~1 ms instead of ~90 ms each.
+                    gc.freeze()
                 if self.ema is not None:
                     self.ema.update(self.step)
                 self.step += 1

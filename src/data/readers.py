@@ -351,12 +351,29 @@ def digits_split(labels=None):
     if labels is None:
         labels = digits_arrays()[1]
     labels = np.asarray(labels, np.int64)
+    key = hashlib.sha256(f"{_sklearn_version()}|{DIGITS_TEST_FRACTION}|{DIGITS_SPLIT_SEED}|".encode()
+                         + labels.tobytes()).hexdigest()[:16]
+    if key not in _DIGITS_SPLITS:  # once per process: every training epoch opens the split again
+        split = _cached_digits_split(key, labels)
+        for indices in split.values():
+            indices.flags.writeable = False  # shared by every caller in the process
+        _DIGITS_SPLITS[key] = split
+    return _DIGITS_SPLITS[key]
+
+
+_DIGITS_SPLITS = {}
+
+
+@functools.cache
+def _sklearn_version():
     try:
-        version = importlib.metadata.version("scikit-learn")
+        return importlib.metadata.version("scikit-learn")
     except importlib.metadata.PackageNotFoundError:
-        version = "none"
-    key = hashlib.sha256(f"{version}|{DIGITS_TEST_FRACTION}|{DIGITS_SPLIT_SEED}|".encode() + labels.tobytes())
-    cache = user_cache_dir(f"digits_split_{key.hexdigest()[:16]}.npz")
+        return "none"
+
+
+def _cached_digits_split(key, labels):
+    cache = user_cache_dir(f"digits_split_{key}.npz")
     try:
         with np.load(cache) as saved:
             return {"train": saved["train"], "test": saved["test"]}

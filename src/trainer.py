@@ -233,10 +233,12 @@ class Trainer:
     def run(self):
         with StopRequest() as stop:
             self.any_rank_stops = stop_vote(self.world)
+            frozen_by_caller = gc.get_freeze_count() > 0  # gc.freeze() is the process's: a caller's is kept
             try:
                 return self._run(stop)
             finally:
-                gc.unfreeze()  # what _run froze can be collected again once the run is over
+                if not frozen_by_caller:
+                    gc.unfreeze()  # what _run froze can be collected again once the run is over
 
     def _run(self, stop):
         cfg, start_step = self.cfg, self.step

@@ -20,9 +20,9 @@ and those steps train on the fixed batch, so the run's losses are not the demo's
 machine whose speed drifts (other processes) moves both figures alike. The reference is the bare step's rate over
 all those calls (images / seconds, the statistic the loop's images/s is): on a VM a few steps in a hundred run
 ~1.5x slow, in the bare calls as in the loop's, so the bare step's median (printed too) would hold the loop to a
-speed that neither reaches over a run. The parts are
-host time spent in each call; on CPU a step's call returns when the step is done, so they add up with the steps.
-Prints one JSON line and a short table, with the CPU and load average.
+speed that neither reaches over a run. The parts are host time spent in each call; on CPU a step's call returns
+when the step is done, so they add up with the steps. Prints one JSON line and a short table, with the CPU and
+load average.
 
 usage: python bench/loop_vs_step.py [train.py options]   (default: --dataset digits, i.e. the whole demo run:
                                                           1,260 steps, six quality measurements; ~2 min)

@@ -12,6 +12,7 @@ saved step (Interrupted: the trainer has already logged where it stopped and how
 """
 import argparse
 import functools
+import os
 import sys
 
 from src.errors import Interrupted, TrainingDiverged, UserError
@@ -22,6 +23,36 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UserError(message)
+
+
+def available_memory():
+    """Bytes of memory this process may still use: the kernel's MemAvailable, else the physical memory."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+def check_memory(needed_bytes, what):
+    """A UserError, before any work, when `what` (e.g. "--num_images 100000000") would need more memory than the
+    machine has: one "needs ~N GB" line instead of an allocation failure minutes later."""
+    available = available_memory()
+    if available is not None and needed_bytes > available:
+        raise UserError(f"{what} needs ~{needed_bytes / 2**30:,.1f} GB of memory, more than the "
+                        f"{available / 2**30:,.1f} GB available; ask for fewer")
+
+
+def check_seed(seed, flag="--seed"):
+    """A seed is a non-negative integer (NumPy's generators refuse negative ones, with a traceback)."""
+    if seed < 0:
+        raise UserError(f"{flag} must be 0 or positive, not {seed}")
 
 
 def command(main):

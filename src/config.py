@@ -6,8 +6,10 @@ itself and --resume needs no options repeated. Nothing here imports MindSpore: t
 MindSpore starts, because some CPU settings must be in the environment before it loads (see src/cpu/device.py).
 """
 import argparse
+import os
 
-from src.cli import ArgumentParser
+from src.cli import ArgumentParser, check_memory
+from src.data import fingerprint as data_fingerprint
 from src.data.options import BUILT_IN, IMAGE_SIZES, SPLITS
 from src.errors import UserError
 
@@ -63,7 +65,11 @@ def train_parser():
     p.add_argument("--device_target", default=None, help="CPU (default), GPU or Ascend")
     p.add_argument("--device_id", type=int, default=None, help="device number (default 0)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run found in --output_path with its saved settings")
+                   help="continue the run found in --output_path with its saved settings (the directory named "
+                        "here is the run, wherever it was first trained)")
+    p.add_argument("--allow_data_change", action="store_true", default=None,
+                   help="with --resume: continue on other data than the run trained on (refused otherwise); "
+                        "the best-checkpoint comparison starts again, since the reference images changed")
     p.add_argument("--run_distribute", action="store_true", default=None,
                    help="data-parallel training; start it with scripts/run_distribute_train*.sh")
     p.add_argument("--netG", default=None, help="warm-start the generator from this checkpoint")
@@ -109,7 +115,12 @@ def resolve_train_config(args):
     cfg = dict(RUN_DEFAULTS, **CONFIGS[dataset])
     cfg.update({k: v for k, v in vars(args).items() if v is not None or k not in cfg})
     cfg["dataset"] = dataset
+    if cfg.pop("allow_data_change", None):
+        raise UserError("--allow_data_change is for --resume: a new run has no data to change from")
+    if cfg.get("data_path"):
+        cfg["data_path"] = os.path.abspath(cfg["data_path"])  # a resume from another directory finds it too
     check_config(cfg)
+    cfg["data_fingerprint"] = data_fingerprint.fingerprint(dataset, cfg.get("data_path"), cfg["split"])
     return cfg
 
 
@@ -138,16 +149,71 @@ def check_config(cfg):
         raise UserError(f"--lr_d must be positive, not {cfg['lr_d']}")
     if not (cfg["lr"] > 0 and 0 <= cfg["beta1"] < 1):
         raise UserError(f"need --lr > 0 and 0 <= --beta1 < 1 (got {cfg['lr']}, {cfg['beta1']})")
+    if cfg["seed"] < 0:
+        raise UserError(f"--seed must be 0 or positive, not {cfg['seed']}")
+    if cfg.get("metrics_interval") != 0:  # 0: never measured, so any count is harmless
+        check_memory(measurement_bytes(cfg.get("metrics_num_images", 1000), cfg["image_size"]),
+                     f"--metrics_num_images {cfg.get('metrics_num_images', 1000)}")
+
+
+def measurement_bytes(num_images, image_size):
+    """A quality measurement's peak memory, roughly: its float32 images (3 channels at most) held ~4 times over
+    (generated, converted for each metric, their features), plus the reference set (at most 10,000 images)."""
+    return (4 * num_images + 10_000) * 3 * image_size * image_size * 4
+
+
+# The saved settings a resume cannot do without, and the type each saved setting must have: a config.json
+# damaged into valid JSON of another shape is refused with one line instead of failing deep inside training.
+REQUIRED_SAVED = ("dataset", "image_size", "nz", "ngf", "ndf", "batch_size", "lr", "beta1", "seed", "epoch_size")
+SAVED_TYPES = {"dataset": str, "data_path": (str, type(None)), "split": str, "device_target": str, "mode": str,
+               "fast_cpu": str, "device_id": int, "run_distribute": bool, "strict": bool, "nc": (int, type(None)),
+               "lr": (int, float), "beta1": (int, float), "lr_d": (int, float, type(None)),
+               "ema_decay": (int, float, type(None)), "metrics_interval": (int, type(None)),
+               "data_fingerprint": (dict, type(None)), "data_changes": list}
+
+
+def check_saved(saved, path):
+    """Refuse a saved config that lacks a setting a resume needs or holds one of the wrong type (UserError)."""
+    missing = [key for key in REQUIRED_SAVED if key not in saved]
+    if missing:
+        raise UserError(f"cannot resume: {path} lacks {', '.join(missing)} (damaged?); "
+                        "start a new run in another --output_path")
+    ints = {name for name, value in COMMON.items() if isinstance(value, int) and not isinstance(value, bool)}
+    for key, value in saved.items():
+        wanted = int if key in ints else SAVED_TYPES.get(key)
+        if wanted is None:
+            continue
+        plain_int = wanted is int and isinstance(value, bool)  # JSON true is no batch size
+        if plain_int or not isinstance(value, wanted):
+            raise UserError(f"cannot resume: {path} has {key}={json_text(value)}, not a valid value (damaged?); "
+                            "start a new run in another --output_path")
+
+
+def json_text(value, limit=40):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def resume_config(saved, args):
     """The config of a resumed run and the changes to log: every saved setting comes back unless the command line
-    names it; a RESUMABLE_OVERRIDES flag then changes it, any other flag with another value is a UserError."""
+    names it; a RESUMABLE_OVERRIDES flag then changes it, any other flag with another value is a UserError.
+
+    The run directory is the one on the command line (args.output_path), never the one config.json recorded: a
+    moved, copied or renamed run resumes where it is. Resuming on data whose fingerprint differs from the saved one
+    is refused unless args.allow_data_change; then the change is recorded (data_changes) and the best-checkpoint
+    comparison starts again (src/run/directory.py read_quality)."""
+    check_saved(saved, os.path.join(args.output_path, "config.json"))
     # Runs saved before --split existed read train and test together: resume them on the same images.
     cfg = {"split": "all", **RUN_DEFAULTS, **saved, "resume": True, "netG": None, "netD": None}
     changes = []
+    old_path = cfg.get("output_path")
+    cfg["output_path"] = args.output_path
+    if isinstance(old_path, str) and os.path.abspath(old_path) != os.path.abspath(args.output_path):
+        changes.append(f"resume: the run directory was {old_path}; it is now {args.output_path}")
+    if args.data_path:
+        args.data_path = os.path.abspath(args.data_path)
     for key, value in vars(args).items():
-        if value is None or key in ("resume", "output_path"):
+        if value is None or key in ("resume", "output_path", "allow_data_change"):
             continue
         if key in ("netG", "netD"):
             raise UserError(f"--{key} warm-starts a new run; a resumed run continues from its own checkpoint")
@@ -162,4 +228,26 @@ def resume_config(saved, args):
         changes.append(f"resume: {key} {old} -> {value}")
         cfg[key] = value
     check_config(cfg)
+    changes += check_same_data(cfg, bool(getattr(args, "allow_data_change", None)))
     return cfg, changes
+
+
+def check_same_data(cfg, allowed):
+    """Compare the data the run will read with the fingerprint it saved; store the new one. Returns log lines."""
+    saved = cfg.get("data_fingerprint")
+    current = data_fingerprint.fingerprint(cfg["dataset"], cfg.get("data_path"), cfg.get("split", "train"))
+    if current is None:
+        return []  # the path cannot be listed: the dataset reader reports it, and the saved fingerprint stays
+    cfg["data_fingerprint"] = current
+    if not isinstance(saved, dict):
+        return [f"resume: data fingerprint recorded: {data_fingerprint.describe(current)}"]
+    if data_fingerprint.same_data(saved, current):
+        return []
+    if not allowed:
+        raise UserError(f"this run trained on {data_fingerprint.describe(saved)}, but the data now is "
+                        f"{data_fingerprint.describe(current)}; resume with --allow_data_change to continue on "
+                        "it anyway (the best-checkpoint comparison then starts again)")
+    cfg["data_changes"] = list(cfg.get("data_changes") or []) + [{"from": saved, "to": current}]
+    return [f"resume: the data changed from {data_fingerprint.describe(saved)} to "
+            f"{data_fingerprint.describe(current)} (--allow_data_change); quality measurements from before the "
+            "change no longer compete for the best checkpoint"]

@@ -34,6 +34,16 @@ def saved_steps(run_dir, kind="train_state"):
 
 
 TMP_SUFFIX = ".tmp.ckpt"
+# MindSpore's own temporary name for a checkpoint it is writing: for our "x.tmp.ckpt", "x.tmp.tmp".
+MINDSPORE_TMP_SUFFIX = ".tmp.tmp"
+PARTIAL_SUFFIXES = (TMP_SUFFIX, MINDSPORE_TMP_SUFFIX)
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def atomic_save(save_obj, path, append_dict=None):
@@ -52,17 +62,19 @@ def atomic_save(save_obj, path, append_dict=None):
         finally:
             os.close(directory)
     except (OSError, RuntimeError, ValueError) as error:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        for partial in (tmp, tmp[:-len(".ckpt")] + ".tmp"):  # ours and MindSpore's own temporary name
+            _remove_quietly(partial)
         reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
         raise UserError(f"cannot save checkpoint {path}: {reason} (disk full?); earlier checkpoints are kept") \
             from None
 
 
 def remove_partial_files(run_dir):
-    """Delete temporary files left by a save that was killed; they never replaced a checkpoint."""
-    for path in glob.glob(os.path.join(run_dir, CKPT_DIR, "*" + TMP_SUFFIX)):
-        os.remove(path)
+    """Delete temporary files left by a save that was killed (ours and MindSpore's own temporary names); they never
+    replaced a checkpoint."""
+    for suffix in PARTIAL_SUFFIXES:
+        for path in glob.glob(os.path.join(run_dir, CKPT_DIR, "*" + suffix)):
+            _remove_quietly(path)
 
 
 def network_entries(net):
@@ -120,19 +132,23 @@ def remove_old_checkpoints(run_dir, keep, protected=()):
         if step in protected:
             continue
         for kind in KINDS:
-            path = ckpt_path(run_dir, kind, step)
-            if os.path.exists(path):
-                os.remove(path)
+            _remove_quietly(ckpt_path(run_dir, kind, step))
+
+
+class UnreadableCheckpoint(UserError):
+    """A checkpoint file that is missing (rotated away, deleted) or damaged."""
 
 
 def read_checkpoint(path):
-    """Load a checkpoint file into a dict; a missing or damaged file is a UserError naming it."""
+    """Load a checkpoint file into a dict; a missing or damaged file is an UnreadableCheckpoint naming it."""
     if not os.path.isfile(path):
-        raise UserError(f"checkpoint not found: {path}")
+        raise UnreadableCheckpoint(f"checkpoint not found: {path}")
     try:
         return ms.load_checkpoint(path, crc_check=True)
-    except (ValueError, RuntimeError, TypeError) as error:
-        raise UserError(f"cannot read checkpoint {path}: {str(error).splitlines()[0]}") from None
+    except Exception as error:  # noqa: BLE001 - whatever MindSpore raises on damaged bytes, the file is unreadable
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        raise UnreadableCheckpoint(f"cannot read checkpoint {path}: {reason}") from None
 
 
 def assign(entries, params, source):

@@ -35,7 +35,7 @@ REAL_SAMPLES_FILE = "real_samples.png"
 LATEST_SAMPLES_FILE = "fake_latest.png"  # in SAMPLES_DIR
 LOCK_FILE = ".lock"
 STATUS_FILE = "status.json"
-STATES = ("running", "finished", "interrupted", "diverged")
+STATES = ("running", "finished", "interrupted", "diverged", "failed")
 
 
 def checkpoint_step(file_name):
@@ -65,12 +65,17 @@ def lock(run_dir):
     so a dead run never leaves a stale lock behind. Keep the returned file open for as long as the run goes on.
     Readers (report.py, eval.py, calc_metrics.py) take no lock: every file the trainer rewrites is replaced
     atomically, so they see the old or the new version, never half of one."""
-    handle = open(os.path.join(run_dir, LOCK_FILE), "a+")
+    path = os.path.join(run_dir, LOCK_FILE)
+    try:
+        handle = open(path, "a+", encoding="utf-8", errors="replace")  # its text is only ever shown
+    except OSError as error:
+        raise UserError(f"cannot open the run's lock file {path}: {error.strerror}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
-        owner = handle.read().strip() or "another process"
+        owner = "".join(c if c.isprintable() else "?" for c in " ".join(handle.read(200).split()))
+        owner = owner or "another process"
         handle.close()
         raise UserError(f"{run_dir} is in use by a training process that is still running ({owner}); "
                         "wait for it to end or stop it, then resume") from None
@@ -81,23 +86,32 @@ def lock(run_dir):
     return handle
 
 
-def write_status(run_dir, state, step, total_steps, started, best_step=None):
+def write_status(run_dir, state, step, total_steps, started, best_step=None, reason=None):
     """Record the run's state (one of STATES) atomically: the one place that says how far a run got and how it
-    ended. `started` and the update time are Unix times; the report shows them."""
+    ended ("failed" with the one-line `reason`). `started` and the update time are Unix times; the report shows
+    them."""
     assert state in STATES, state
-    _write_json(os.path.join(run_dir, STATUS_FILE), {"state": state, "step": step, "total_steps": total_steps,
-                                                      "best_step": best_step, "started": started,
-                                                      "updated": time.time()})
+    status = {"state": state, "step": step, "total_steps": total_steps, "best_step": best_step, "started": started,
+              "updated": time.time()}
+    if reason:
+        status["reason"] = reason
+    _write_json(os.path.join(run_dir, STATUS_FILE), status)
 
 
 def read_status(run_dir):
-    """status.json as a dict, or {} for a run that has none (not started, or older than this file)."""
+    """status.json as a dict, or {} for a run that has none (not started, or older than this file). A damaged file
+    reads as {}, and a field of the wrong type is left out: the readers fall back as for an old run."""
     try:
         with open(os.path.join(run_dir, STATUS_FILE), encoding="utf-8") as f:
             status = json.load(f)
     except (OSError, ValueError):
         return {}
-    return status if isinstance(status, dict) else {}
+    if not isinstance(status, dict):
+        return {}
+    types = {"state": str, "step": int, "total_steps": int, "best_step": int, "started": (int, float),
+             "updated": (int, float), "reason": str}
+    return {key: value for key, value in status.items()
+            if key not in types or (isinstance(value, types[key]) and not isinstance(value, bool))}
 
 
 def write_config(run_dir, cfg):
@@ -110,14 +124,28 @@ def _write_json(path, value):
 
 
 def read_config(run_dir):
+    """config.json as a dict; a missing, unreadable or damaged one is a UserError naming it."""
     path = os.path.join(run_dir, CONFIG_FILE)
     if not os.path.isfile(path):
         raise UserError(f"no run to resume in {run_dir} (no {CONFIG_FILE})")
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, encoding="utf-8") as f:
+            cfg = json.load(f)
     except (OSError, ValueError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
+        raise UserError(f"cannot read {path}: {str(error).splitlines()[0] if str(error) else error!r} "
+                        "(damaged?)") from None
+    if not isinstance(cfg, dict):
+        raise UserError(f"cannot read {path}: it holds a JSON {type(cfg).__name__}, not the run's settings "
+                        "(damaged?)")
+    return cfg
+
+
+def config_or_empty(run_dir):
+    """config.json as a dict for readers that can do without it: {} when missing or damaged."""
+    try:
+        return read_config(run_dir) if run_dir else {}
+    except UserError:
+        return {}
 
 
 def log_file(rank=0):
@@ -139,10 +167,16 @@ def open_log(run_dir, file_name=LOG_FILE, name="dcgan"):
 
 class MetricsWriter:
     """Appends one JSON line per record to metrics.jsonl (or `file_name`), flushed at once so a crash loses
-    nothing logged."""
+    nothing logged. Records written to quality.jsonl carry the id of the data the run trains on ("data", see
+    src/data/fingerprint.py, from config.json): after a resume on other data (--allow_data_change) only
+    measurements against the same data compete for the best checkpoint."""
 
     def __init__(self, run_dir, resume_step=None, file_name=METRICS_FILE):
         self.path = os.path.join(run_dir, file_name)
+        self.stamp = {}
+        if file_name == QUALITY_FILE:
+            data_id = data_id_of(config_or_empty(run_dir))
+            self.stamp = {"data": data_id} if data_id else {}
         if resume_step is not None:
             self._truncate_after(resume_step)
 
@@ -151,35 +185,95 @@ class MetricsWriter:
         if not os.path.exists(self.path):
             return
         kept = [r for r in read_jsonl(self.path) if not isinstance(r.get("step"), int) or r["step"] <= step]
-        with open(self.path, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
+        write_atomically(self.path, lambda tmp: pathlib.Path(tmp).write_text(
+            "".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8"))
 
     def write(self, record):
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        if self.stamp and "data" not in record:
+            record = dict(record, **self.stamp)
+        append_jsonl(self.path, record)
 
 
-def read_jsonl(path):
-    """The JSON objects of a .jsonl file, in order; unreadable lines (one being written) are skipped."""
+def append_jsonl(path, record):
+    """Append `record` as one JSON line. The line always starts on a fresh line: after a torn last line (a crash
+    while writing, a full disk) the new record stays readable instead of being glued onto the broken one."""
+    line = json.dumps(record) + "\n"
+    with open(path, "a+b") as f:
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = "\n" + line
+        f.write(line.encode("utf-8"))
+
+
+_warned = set()
+
+
+def read_jsonl(path, warn=None):
+    """The JSON objects of a .jsonl file, in order. Lines that cannot be read (damaged bytes, not UTF-8, not a JSON
+    object) are skipped and reported once per file through `warn` (default: stderr); a torn last line (one being
+    written) is skipped silently. A missing or unreadable file reads as no records."""
     records = []
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.readlines()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError:
         return records
+    lines = data.split(b"\n")
+    torn = lines.pop()  # b"" when the file ends with a newline; else a line still being written
+    skipped = 0
     for line in lines:
+        if not line.strip():
+            continue
         try:
-            record = json.loads(line)
-        except ValueError:
+            record = json.loads(line.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+            skipped += 1
             continue
         if isinstance(record, dict):
             records.append(record)
+        else:
+            skipped += 1
+    try:
+        record = json.loads(torn.decode("utf-8")) if torn.strip() else None
+    except ValueError:
+        record = None
+    if isinstance(record, dict):
+        records.append(record)
+    if skipped and path not in _warned:
+        _warned.add(path)
+        message = f"warning: {path}: {skipped} unreadable line(s) skipped"
+        (warn or (lambda line: print(line, file=sys.stderr)))(message)
     return records
 
 
+def data_id_of(cfg):
+    """The id of the data a run's config says it trains on (see src/data/fingerprint.py), or None."""
+    fingerprint = cfg.get("data_fingerprint") if isinstance(cfg, dict) else None
+    digest = fingerprint.get("digest") if isinstance(fingerprint, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
 def read_quality(run_dir):
-    """The training's quality measurements (quality.jsonl records written by the trainer), oldest first."""
-    return [r for r in read_jsonl(os.path.join(run_dir, QUALITY_FILE)) if r.get("source") == "train"]
+    """The training's quality measurements (quality.jsonl records written by the trainer), oldest first. Only
+    records measured against the data the run now trains on count (see MetricsWriter): a run resumed on other
+    data starts its best-checkpoint comparison again. Records without a step are skipped."""
+    cfg = config_or_empty(run_dir)
+    current = data_id_of(cfg)
+    changed = bool(cfg.get("data_changes"))  # older records carry no id: they count unless the data changed
+    records = []
+    for record in read_jsonl(os.path.join(run_dir, QUALITY_FILE)):
+        if record.get("source") != "train" or not _is_int(record.get("step")):
+            continue
+        data = record.get("data")
+        if (data is None and changed) or (data is not None and data != current):
+            continue
+        records.append(record)
+    return records
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def best_quality_record(records, saved_steps=None):
@@ -187,10 +281,11 @@ def best_quality_record(records, saved_steps=None):
     when given: rotated-away checkpoints cannot be the best one any more), or None. Ties: the earlier step."""
     best = None
     for record in records:
-        value = record.get(record.get("primary", ""))
+        primary = record.get("primary")
+        value = record.get(primary) if isinstance(primary, str) else None
         if not record.get("checkpoint") or not isinstance(value, (int, float)) or value != value:
             continue
-        if saved_steps is not None and record["step"] not in saved_steps:
+        if not _is_int(record.get("step")) or (saved_steps is not None and record["step"] not in saved_steps):
             continue
         if best is None or value < best[best["primary"]]:
             best = record

@@ -9,8 +9,8 @@ is an error rather than silently ignored (e.g. --image_size 32 given for a 64 px
 MindSpore (through src/run/checkpoint.py) is imported on first use only: the CLIs build their parsers from this module
 before src/cpu/device.py has set the CPU environment MindSpore reads when it loads.
 """
-import json
 import os
+import sys
 
 from src.run import directory as run_dir
 from src.errors import UserError
@@ -71,15 +71,8 @@ def run_dir_of(ckpt_file):
 
 def _config_arch(ckpt_file):
     """Architecture values from the run's config.json, for checkpoints that do not record them."""
-    run = run_dir_of(ckpt_file)
-    if run is None:
-        return {}
-    try:
-        with open(os.path.join(run, run_dir.CONFIG_FILE)) as f:
-            cfg = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return {k: cfg[k] for k in DEFAULTS if isinstance(cfg.get(k), int)}
+    cfg = run_dir.config_or_empty(run_dir_of(ckpt_file))  # a damaged config.json only loses this fallback
+    return {k: cfg[k] for k in DEFAULTS if isinstance(cfg.get(k), int) and not isinstance(cfg[k], bool)}
 
 
 def architecture(ckpt_file, net, overrides=None):
@@ -124,12 +117,31 @@ def build(arch, ckpt_file=None):
     return network
 
 
-def load(path, net, overrides=None, which=None):
+def load(path, net, overrides=None, which=None, warn=None):
     """(network, arch, ckpt_file) for `path` (checkpoint or run directory) and `net` ('G' or 'D'); `which`: see
-    resolve()."""
+    resolve().
+
+    In a run directory, a checkpoint that cannot be read is skipped with one warning (through `warn`, default
+    stderr) for the next newest one: a damaged file, or one a running trainer rotated away after it was chosen."""
+    from src.run import checkpoint
     ckpt_file = resolve(path, net, which)
-    arch = architecture(ckpt_file, net, overrides)
-    return build(arch, ckpt_file), arch, ckpt_file
+    if not os.path.isdir(path):
+        arch = architecture(ckpt_file, net, overrides)
+        return build(arch, ckpt_file), arch, ckpt_file
+    tried = set()
+    while True:
+        tried.add(ckpt_file)
+        try:
+            arch = architecture(ckpt_file, net, overrides)
+            return build(arch, ckpt_file), arch, ckpt_file
+        except checkpoint.UnreadableCheckpoint as error:
+            steps = checkpoint.saved_steps(path, KIND[net])
+            others = [checkpoint.ckpt_path(path, KIND[net], step) for step in reversed(steps)]
+            others = [other for other in others if other not in tried]
+            if not others:
+                raise
+            (warn or (lambda line: print(line, file=sys.stderr)))(f"warning: {error}; using {others[0]}")
+            ckpt_file = others[0]
 
 
 def add_arch_arguments(parser, nets=("G",)):

@@ -14,10 +14,10 @@ import os
 import sys
 import time
 
-from src.cli import ArgumentParser, command
-from src.config import DATASET_NAMES, DEVICE_TARGETS
+from src.cli import ArgumentParser, check_memory, check_seed, command
+from src.config import DATASET_NAMES, DEVICE_TARGETS, measurement_bytes
 from src.errors import UserError
-from src.run.directory import CONFIG_FILE, checkpoint_step
+from src.run.directory import append_jsonl, checkpoint_step, config_or_empty
 
 
 def parse_args(argv=None):
@@ -43,6 +43,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.num_images < 2:
         raise UserError(f"--num_images must be at least 2, not {args.num_images}")
+    check_seed(args.seed)
     if args.metrics is not None:
         from src.evaluation import parse_metrics
         args.metrics = parse_metrics(args.metrics)
@@ -61,12 +62,11 @@ def dataset_of(args, run_dir):
     """(dataset, data_path): the command line's, else the run's config.json."""
     if args.dataset:
         return args.dataset, args.data_path
-    try:
-        with open(os.path.join(run_dir or "", CONFIG_FILE)) as f:
-            cfg = json.load(f)
-        return cfg["dataset"], args.data_path or cfg.get("data_path")
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UserError("--dataset is required (no run directory with a config.json to take it from)") from None
+    cfg = config_or_empty(run_dir)  # missing or damaged: the command line must say it
+    saved_path = cfg.get("data_path")
+    if not isinstance(cfg.get("dataset"), str) or not isinstance(saved_path, (str, type(None))):
+        raise UserError("--dataset is required (no run directory with a readable config.json to take it from)")
+    return cfg["dataset"], args.data_path or saved_path
 
 
 @command
@@ -82,6 +82,7 @@ def main(argv=None):
     from src.run.directory import QUALITY_FILE
 
     netG, arch, ckpt_file = trained.load(args.ckpt_file, "G", trained.overrides_from(args, "G"), args.which)
+    check_memory(measurement_bytes(args.num_images, arch["image_size"]), f"--num_images {args.num_images}")
     run_dir = run_directory(args.ckpt_file, ckpt_file)
     dataset, data_path = dataset_of(args, run_dir)
     judge = QualityJudge(dataset, data_path, arch["image_size"], arch["nc"], metrics=args.metrics,
@@ -100,8 +101,7 @@ def main(argv=None):
     print(line)
     if run_dir:
         try:
-            with open(os.path.join(run_dir, QUALITY_FILE), "a") as f:
-                f.write(line + "\n")
+            append_jsonl(os.path.join(run_dir, QUALITY_FILE), record)
         except OSError as error:
             raise UserError(f"cannot append to {os.path.join(run_dir, QUALITY_FILE)}: {error.strerror}") from None
     else:

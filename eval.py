@@ -10,7 +10,7 @@ arithmetic.png; --nearest K nearest.png and nearest.json (each sample's K neares
 """
 import sys
 
-from src.cli import ArgumentParser, command
+from src.cli import ArgumentParser, check_memory, check_seed, command
 from src.config import DEVICE_TARGETS
 from src.analysis.arithmetic import load_numbered, parse_expression
 from src.data import DATASETS
@@ -46,6 +46,8 @@ def parse_args(argv=None):
     add_arch_arguments(p, ("G",))
     args = p.parse_args(argv)
     check_options(args.num_images, args.batch_size, args.format, args.interpolate)
+    check_seed(args.seed)
+    args.batch_size = min(args.batch_size, args.num_images)  # a larger batch would only be padding
     if args.arithmetic is not None:
         # A malformed expression, or one naming a sample numbered.png does not have, fails before anything is
         # loaded or written (with --numbered, the samples are the ones this command numbers).
@@ -65,10 +67,12 @@ def main(argv=None):
     start_device(args.device_target, args.device_id)  # before MindSpore is imported (see src/cpu/device.py)
     import mindspore as ms
     from src.run import trained
-    from src.outputs.generate import generate
+    from src.outputs.generate import generate, generation_bytes
 
     netG, arch, ckpt_file = trained.load(args.ckpt_file, "G", trained.overrides_from(args, "G"),
                                             args.which)
+    check_memory(generation_bytes(arch, args.num_images, args.batch_size),
+                 f"--num_images {args.num_images} with --batch_size {args.batch_size}")
     written = generate(lambda z: netG(ms.Tensor(z)).asnumpy(), arch["nz"], args.output_path,
                        num_images=args.num_images, seed=args.seed, fmt=args.format,
                        batch_size=args.batch_size, interpolate=args.interpolate)

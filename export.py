@@ -13,7 +13,7 @@ import numpy as np
 from src.cli import ArgumentParser, command
 from src.config import DEVICE_TARGETS
 from src.errors import UserError
-from src.outputs.export_model import FORMATS, check_target
+from src.outputs.export_model import FORMATS, check_output, check_target
 
 
 def parse_args(argv=None):
@@ -35,6 +35,7 @@ def parse_args(argv=None):
         raise UserError(f"--batch_size must be at least 1, not {args.batch_size}")
     args.file_name = args.file_name or f"dcgan_{args.net}"
     check_target(args.file_format, args.device_target)
+    check_output(args.file_name, args.file_format)
     return args
 
 

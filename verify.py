@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from src.cli import ArgumentParser, command
+from src.cli import ArgumentParser, check_seed, command
 from src.config import DEVICE_TARGETS
 from src.errors import UserError
 
@@ -62,7 +62,64 @@ def parse_args(argv=None):
         raise UserError(f"--jobs must be at least 1, not {args.jobs}")
     if args.num_labels is not None and args.num_labels < 1:
         raise UserError(f"--num_labels must be positive, not {args.num_labels}")
+    check_seed(args.seed)
+    check_output_path(args.output_path, "guided_backprop.png" if args.visualize else "verify.json")
     return args
+
+
+def check_output_path(folder, file_name):
+    """Refuse, before any feature or SVM is computed, an --output_path that cannot take the result: an existing
+    file, or a folder where `file_name` is a directory or cannot be written."""
+    if folder is None:
+        return
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f"--output_path {folder} is an existing file, not a directory")
+    if os.path.isdir(os.path.join(folder, file_name)):
+        raise UserError(f"cannot write {os.path.join(folder, file_name)}: it is an existing directory")
+    existing = folder
+    while existing and not os.path.exists(existing):
+        existing = os.path.dirname(existing.rstrip(os.sep)) or "."
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to --output_path {folder}: {existing} is not a writable directory")
+
+
+def class_count(dataset, data_path):
+    """The number of classes verify.py will see, read cheaply (folder: its class sub-folders)."""
+    if dataset != "folder":
+        return 10
+    from src.data.readers import image_subdirs
+    return len(image_subdirs(data_path)) if os.path.isdir(data_path) else 0
+
+
+def minimum_labels(classes, fraction):
+    """The fewest --num_labels whose balanced subset the protocol's stratified validation split (`fraction` held
+    out, at least one example of each class on both sides) can take."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    count = 2 * classes
+    while True:
+        try:
+            train_test_split(np.arange(count), test_size=fraction, stratify=np.arange(count) % classes,
+                             random_state=0)
+            return count
+        except ValueError:
+            count += 1
+
+
+def check_num_labels(args):
+    from src.evaluation.representation import VALIDATION_FRACTION
+
+    if args.num_labels is None:
+        return
+    classes = class_count(args.dataset, args.data_path)
+    if classes < 2:
+        return  # the dataset reader says what is wrong with the folder
+    least = minimum_labels(classes, VALIDATION_FRACTION)
+    if args.num_labels < least:
+        raise UserError(f"--num_labels {args.num_labels} is too few for {classes} classes: choosing the SVM's C "
+                        f"holds out {VALIDATION_FRACTION:.0%} of them, with every class on both sides, so at "
+                        f"least {least}")
 
 
 @command
@@ -75,6 +132,7 @@ def main(argv=None):
 
     if args.visualize:
         return visualize(args)
+    check_num_labels(args)
     report = representation.run(args.ckpt_file, args.dataset, args.data_path, num_labels=args.num_labels,
                                 classifier=args.classifier, seed=args.seed, batch_size=args.batch_size,
                                 overrides=trained.overrides_from(args, "D"), jobs=args.jobs)

@@ -63,7 +63,7 @@ def command(main):
         try:
             main(*args, **kwargs)
         except (UserError, TrainingDiverged) as error:
-            print(f"error: {error}", file=sys.stderr)
+            print("error: " + " ".join(str(error).split()), file=sys.stderr)  # one line, whatever it quotes
             return 2 if isinstance(error, UserError) else 1
         except Interrupted as stop:
             return stop.exit_code

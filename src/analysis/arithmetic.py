@@ -148,8 +148,9 @@ def load_numbered(output_path, nz=None):
     try:
         with np.load(path) as saved:
             z = saved["z"].astype(np.float32)
-    except (OSError, ValueError, KeyError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - a damaged file (truncated zip, random bytes) raises many kinds
+        raise UserError(f"cannot read {path}: {(str(error).strip() or type(error).__name__).splitlines()[0]} (damaged? run "
+                        "eval.py --numbered again)") from None
     if z.ndim != 4 or (nz is not None and z.shape[1] != nz):
         raise UserError(f"{path} holds z of shape {z.shape}, but this generator takes nz {nz}: it was written "
                         "for another generator; run eval.py --numbered again")

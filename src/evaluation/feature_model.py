@@ -89,6 +89,9 @@ class FeatureModel:
         first = session.get_inputs()[0]
         if len(first.shape) != 4:
             raise UserError(f"feature model {path} takes input of shape {first.shape}; expected (B, C, H, W)")
+        if first.type != "tensor(float)":
+            raise UserError(f"feature model {path} takes {first.type} input; images are fed as tensor(float) "
+                            "(float32, in [-1, 1]): export the model with a float input")
         self.batch, self.channels, self.height, self.width = (_dim(d) for d in first.shape)
         name = first.name
         self._forward = lambda x: session.run(None, {name: x})[0]
@@ -105,6 +108,17 @@ class FeatureModel:
         graph = nn.GraphCell(ms.load(path))
         self._forward = lambda x: graph(ms.Tensor(x)).asnumpy()
 
+    def _run(self, batch):
+        """The model on one batch; any failure inside it (a bad Reshape, an unsupported operator at run time) is
+        the model's, reported as a UserError with its own first line."""
+        try:
+            return np.asarray(self._forward(batch))
+        except Exception as error:  # noqa: BLE001 - whatever the runtime raises, the user's model failed
+            text = str(error).strip()
+            reason = " ".join(text.splitlines()[0].split()) if text else type(error).__name__
+            raise UserError(f"feature model {self.path} failed on a batch of shape {batch.shape}: "
+                            f"{reason[:300]}") from None
+
     def features(self, images):
         from src.outputs.generate import run_batched
 
@@ -115,6 +129,15 @@ class FeatureModel:
         chunk = (self.batch or DEFAULT_BATCH) * 8
         for start in range(0, len(images), chunk):
             adapted = adapt(images[start:start + chunk], self.channels, height, width)
-            outputs.append(run_batched(self._forward, adapted, self.batch or DEFAULT_BATCH))
-        features = np.concatenate(outputs)
-        return features.reshape(len(features), -1).astype(np.float64)
+            outputs.append(run_batched(self._run, adapted, self.batch or DEFAULT_BATCH))
+        try:
+            features = np.concatenate(outputs)
+            features = features.reshape(len(features), -1).astype(np.float64)
+        except (ValueError, TypeError) as error:
+            raise UserError(f"feature model {self.path} returned outputs that are not one feature vector per "
+                            f"image: {error}") from None
+        bad = int((~np.isfinite(features)).any(axis=1).sum())
+        if bad:  # before any statistics: NaN in a covariance makes the matrix square root never finish
+            raise UserError(f"the feature model returned NaN for {bad} images (NaN or infinite features for {bad} "
+                            f"of {len(features)}; {self.path})")
+        return features

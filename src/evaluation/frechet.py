@@ -32,8 +32,14 @@ def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2, eps=EPS):
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (len(mu1), len(mu1)):
         raise UserError(f"feature statistics do not match: means {mu1.shape} {mu2.shape}, "
                         f"covariances {sigma1.shape} {sigma2.shape}")
+    for name, value in (("mean", mu1), ("mean", mu2), ("covariance", sigma1), ("covariance", sigma2)):
+        if not np.isfinite(value).all():  # scipy's sqrtm does not return on a NaN matrix
+            raise UserError(f"the feature {name} holds NaN or infinite values: features must be finite")
+    product = sigma1 @ sigma2
+    if not np.isfinite(product).all():
+        raise UserError("the features are too large: their covariances overflow float64")
     diff = mu1 - mu2
-    covmean, singular = _sqrtm(sigma1 @ sigma2)
+    covmean, singular = _sqrtm(product)
     if singular:
         # Fewer samples than dimensions, or constant features: shift both covariances by eps * I, which makes the
         # product invertible and moves the distance by O(eps * D).

@@ -12,6 +12,8 @@
 Input shapes are fixed at export (--batch_size): G takes (B, nz, 1, 1), the feature extractor (B, nc, S, S).
 """
 import os
+import shutil
+import tempfile
 
 from src.errors import UserError
 
@@ -23,6 +25,20 @@ def output_file(file_name, file_format):
     """MindSpore's naming: the format's suffix is appended unless file_name already ends with it."""
     suffix = SUFFIXES[file_format]
     return file_name if file_name.endswith(suffix) else file_name + suffix
+
+
+def check_output(file_name, file_format):
+    """Refuse, before anything is loaded, an output that cannot be written: a directory of that name, a missing
+    or unwritable folder. Returns the path export() will write."""
+    path = output_file(file_name, file_format)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError(f"cannot write {path}: it is an existing directory (give another --file_name)")
+    if not os.path.isdir(folder):
+        raise UserError(f"cannot write {path}: directory {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: directory {folder} is not writable")
+    return path
 
 
 def check_target(file_format, device_target):
@@ -39,20 +55,41 @@ def export(network, example_input, file_name, file_format, info):
     file's metadata. Returns the path written."""
     import mindspore as ms
 
-    path = output_file(file_name, file_format)
+    path = check_output(file_name, file_format)
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UserError(f"cannot write {path}: directory {folder} does not exist")
     inputs = ms.Tensor(example_input)
-    if file_format == "MINDIR":
-        ms.export(network, inputs, file_name=path, file_format="MINDIR",
-                  custom_func=lambda proto: proto.user_info.update(info))
-    elif file_format == "ONNX":
-        ms.export(network, inputs, file_name=path, file_format="ONNX")
-        repair_onnx(path, info)
-    else:
-        ms.export(network, inputs, file_name=path, file_format="AIR")
+    # MindSpore's exporters chmod the folder they write into (ONNX: 700) and the file (read-only): they write
+    # into a private temporary folder beside the target, and only the finished file is moved into place, so the
+    # user's folder keeps its permissions and never holds half a model.
+    try:
+        private = tempfile.mkdtemp(prefix=".export_", dir=folder)
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror}") from None
+    try:
+        staged = os.path.join(private, os.path.basename(path))
+        if file_format == "MINDIR":
+            ms.export(network, inputs, file_name=staged, file_format="MINDIR",
+                      custom_func=lambda proto: proto.user_info.update(info))
+        elif file_format == "ONNX":
+            ms.export(network, inputs, file_name=staged, file_format="ONNX")
+            os.chmod(staged, 0o644)  # MindSpore left it read-only; the repair rewrites it
+            repair_onnx(staged, info)
+        else:
+            ms.export(network, inputs, file_name=staged, file_format="AIR")
+        os.chmod(staged, 0o644 & ~_umask())
+        try:
+            os.replace(staged, path)
+        except OSError as error:
+            raise UserError(f"cannot write {path}: {error.strerror}") from None
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def repair_onnx(path, info=None):

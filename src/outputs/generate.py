@@ -51,6 +51,20 @@ def run_batched(forward, inputs, batch_size):
     return np.concatenate(outputs)
 
 
+def generation_bytes(arch, num_images, batch_size):
+    """Roughly the peak memory of generating `num_images` in batches of `batch_size` with the generator `arch`:
+    the latents and the images kept (float32 and uint8), plus one batch's activations through G (every layer's
+    output, counted three times for BatchNorm's and ReLU's intermediates)."""
+    size, nc, nz, ngf = arch["image_size"], arch["nc"], arch["nz"], arch["ngf"]
+    pixels = nc * size * size
+    layers, side, width = 0, 4, ngf * (8 if size == 64 else 4)
+    while side < size:
+        layers += width * side * side
+        side, width = side * 2, width // 2
+    per_image = 4 * (nz + pixels) + pixels
+    return num_images * per_image + min(batch_size, num_images) * 4 * 3 * (layers + pixels)
+
+
 def check_options(num_images, batch_size, fmt, interpolate):
     if num_images < 1:
         raise UserError(f"--num_images must be at least 1, not {num_images}")

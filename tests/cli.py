@@ -37,3 +37,39 @@ def train(*args, check=True, env=None):
     if check and result.returncode != 0:
         raise AssertionError(f"train.py failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+class InProcessResult:
+    """What run_in_process gives back, shaped like subprocess.CompletedProcess."""
+
+    def __init__(self, args, returncode, stdout, stderr):
+        self.args, self.returncode, self.stdout, self.stderr = args, returncode, stdout, stderr
+
+
+def run_in_process(script, *args):
+    """python SCRIPT ARGS run inside this process: the script's main(argv) is called with stdout and stderr
+    captured, as many times as a test needs without paying MindSpore's start-up per run. An exception other than
+    SystemExit escaping main() is a traceback, as the user would see it: returned in stderr with exit code 1.
+    The signal mask the script may change (train.py blocks SIGINT/SIGTERM for its trainer) is restored."""
+    import contextlib
+    import importlib
+    import io
+    import signal
+    import traceback
+
+    module = importlib.import_module(os.path.splitext(os.path.basename(script))[0])
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = module.main(argv)
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+            except BaseException:  # noqa: BLE001 - anything else reaching the user is a traceback
+                traceback.print_exc(file=err)
+                code = 1
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return InProcessResult([script, *argv], code, out.getvalue(), err.getvalue())

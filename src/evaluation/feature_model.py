@@ -85,7 +85,10 @@ class FeatureModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = min(2, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
+        options.log_severity_level = 4  # fatal only: a failing model is reported in one line of ours, not its log
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        quiet = ort.RunOptions()
+        quiet.log_severity_level = 4
         first = session.get_inputs()[0]
         if len(first.shape) != 4:
             raise UserError(f"feature model {path} takes input of shape {first.shape}; expected (B, C, H, W)")
@@ -94,7 +97,7 @@ class FeatureModel:
                             "(float32, in [-1, 1]): export the model with a float input")
         self.batch, self.channels, self.height, self.width = (_dim(d) for d in first.shape)
         name = first.name
-        self._forward = lambda x: session.run(None, {name: x})[0]
+        self._forward = lambda x: session.run(None, {name: x}, quiet)[0]
 
     def _load_mindir(self, path):
         import mindspore as ms

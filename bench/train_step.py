@@ -46,7 +46,8 @@ def main():
 
     import numpy as np
     import mindspore as ms
-    from src.trainer import build_training_step, step_noise
+    from src.batches import step_noise
+    from src.networks import build_training_step
 
     train_step = build_training_step(cfg)[0]
     rng = np.random.default_rng(0)

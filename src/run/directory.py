@@ -35,7 +35,7 @@ REAL_SAMPLES_FILE = "real_samples.png"
 LATEST_SAMPLES_FILE = "fake_latest.png"  # in SAMPLES_DIR
 LOCK_FILE = ".lock"
 STATUS_FILE = "status.json"
-STATES = ("running", "finished", "interrupted", "diverged")
+STATES = ("running", "finished", "interrupted", "diverged", "failed")
 
 
 def checkpoint_step(file_name):
@@ -81,13 +81,18 @@ def lock(run_dir):
     return handle
 
 
-def write_status(run_dir, state, step, total_steps, started, best_step=None):
+def write_status(run_dir, state, step, total_steps, started, best_step=None, reason=None, quality_error=None):
     """Record the run's state (one of STATES) atomically: the one place that says how far a run got and how it
-    ended. `started` and the update time are Unix times; the report shows them."""
+    ended (`reason`: the one-line cause of a failure; `quality_error`: why the newest quality measurement failed).
+    `started` and the update time are Unix times; the report shows them."""
     assert state in STATES, state
-    _write_json(os.path.join(run_dir, STATUS_FILE), {"state": state, "step": step, "total_steps": total_steps,
-                                                      "best_step": best_step, "started": started,
-                                                      "updated": time.time()})
+    status = {"state": state, "step": step, "total_steps": total_steps, "best_step": best_step, "started": started,
+              "updated": time.time()}
+    if reason:
+        status["reason"] = reason
+    if quality_error:
+        status["quality_error"] = quality_error
+    _write_json(os.path.join(run_dir, STATUS_FILE), status)
 
 
 def read_status(run_dir):

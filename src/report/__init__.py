@@ -43,8 +43,9 @@ def render_report(run_dir):
     if run["metrics"]:
         figures["curves"] = _attempt("loss curves", problems, write_curves, run["metrics"],
                                      os.path.join(out_dir, CURVES_FILE))
-    if run["quality"]:
-        figures["quality"] = _attempt("quality curves", problems, write_quality_curves, run["quality"], run["best"],
+    measured = [r for r in run["quality"] if not r.get("error")]  # failed measurements are told on the page
+    if measured:
+        figures["quality"] = _attempt("quality curves", problems, write_quality_curves, measured, run["best"],
                                       os.path.join(out_dir, QUALITY_FILE))
     if run["frames"]:
         figures["gif"] = _attempt("progress GIF", problems, write_gif, run["frames"], os.path.join(out_dir, GIF_FILE))

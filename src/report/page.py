@@ -71,6 +71,8 @@ def _table(rows, header=None):
 
 def _status(run):
     state = run["status"].get("state")
+    if state == "failed":
+        return f"failed: {run['status'].get('reason', 'no reason recorded')}"
     if state == "running":
         return "running (or stopped by SIGKILL / a crash: resume it with train.py --resume)"
     return state or ("started" if run["metrics"] else "not started")
@@ -141,7 +143,13 @@ def _curves_section(run, curves):
 
 def _quality_section(run, figure):
     section = ["<h2>Sample quality</h2>"]
-    records, best = run["quality"], run["best"]
+    best = run["best"]
+    failed = [r for r in run["quality"] if r.get("error")]
+    records = [r for r in run["quality"] if not r.get("error")]
+    for record in failed[-5:]:  # a failed measurement is said, never hidden
+        stopped = "; measuring stopped for the run" if record.get("stopped") else ""
+        section.append(f"<p class=\"problem\">The measurement at step {_e(record.get('step'))} failed: "
+                       f"{_e(record['error'])}{stopped}.</p>")
     if not records:
         return section + [_missing("No measurement yet: quality.jsonl is missing or empty "
                                    "(train.py measures at every checkpoint unless --metrics_interval 0).")]

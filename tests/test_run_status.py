@@ -55,3 +55,16 @@ def test_a_run_ended_by_a_user_fixable_failure_says_failed_and_why(tmp_path, mon
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["state"] == "failed" and status["step"] == 2
     assert status["reason"] == "cannot save a checkpoint: No space left on device"
+
+
+def test_the_report_skips_a_checkpoint_rotated_away_between_listing_and_reading(tmp_path, monkeypatch):
+    """report.py polls a run whose trainer removes old checkpoints: a file listed, then gone, is left out."""
+    import src.report.run_reader as run_reader
+
+    run = tmp_path / "run"
+    (run / "ckpt").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"dataset": "fake", "batch_size": 4}))
+    (run / "ckpt" / "generator_00000002.ckpt").write_bytes(b"x" * 10)
+    listed = [str(run / "ckpt" / "generator_00000001.ckpt"), str(run / "ckpt" / "generator_00000002.ckpt")]
+    monkeypatch.setattr(run_reader.glob, "glob", lambda pattern: list(listed))  # step 1 rotated after the listing
+    assert run_reader.read_run(str(run))["checkpoints"] == [("generator_00000002.ckpt", 10)]

@@ -12,6 +12,7 @@ import time
 import mindspore as ms
 
 from src.errors import Interrupted, TrainingDiverged
+from src.evaluation.health import TrainingHealth
 from src.networks import sample
 from src.outputs.visuals import save_grid
 from src.report import render_report
@@ -48,6 +49,7 @@ class Bookkeeping:
         self.cfg, self.dir, self.world, self.log = trainer.cfg, trainer.dir, trainer.world, trainer.log
         self.report_budget = Budget(REPORT_SHARE, REPORT_INTERVAL_S, REPORT_FIRST_GUESS_S)
         self.epoch_grid_budget = Budget(EPOCH_GRID_SHARE)
+        self.health = TrainingHealth()
 
     @property
     def is_main(self):
@@ -67,6 +69,17 @@ class Bookkeeping:
         if saving:
             self.rotate_checkpoints()  # after the measurement: it may have made this one the best
         return self.all_ranks_stop(stop)
+
+    def watch(self, record):
+        """After a logged step (rank 0): D saturation and exploding losses, told at once."""
+        if self.is_main:
+            self._tell(self.health.check_step(record))
+
+    def _tell(self, findings):
+        for message in findings:
+            self.log.warning(f"warning: {message}")
+        if findings:
+            self.write_status("running")  # status.json and the report say it too
 
     def at_epoch_end(self, epoch):
         if self.epoch_grid_budget.due():
@@ -133,7 +146,7 @@ class Bookkeeping:
             best = self.quality.best
             rundir.write_status(self.dir, state, self.trainer.step, self.trainer.total_steps, self.trainer.started,
                                 best["step"] if best else None, reason=reason,
-                                quality_error=self.quality.last_error)
+                                quality_error=self.quality.last_error, health=self.health.findings or None)
 
     def save_samples(self, name):
         if not self.is_main:
@@ -160,8 +173,10 @@ class Bookkeeping:
         t = self.trainer
         sampled = t.sampled_generator()  # once: with EMA it brings the average's BN statistics up to date
         raw = (lambda z: sample(t.netG, z)) if t.ema is not None else None
-        self.quality.measure(t.step, epoch, at_checkpoint, lambda z: sample(sampled, z), raw)
-        if self.quality.last_error:
+        record = self.quality.measure(t.step, epoch, at_checkpoint, lambda z: sample(sampled, z), raw)
+        if record is not None:
+            self._tell(self.health.check_quality(record, self.quality.best))
+        elif self.quality.last_error:
             self.write_status("running")  # status.json says the measurement failed, at once
 
     def render_report(self, force=False):

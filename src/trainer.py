@@ -197,6 +197,7 @@ class Trainer:
         keeping.check_finite(record)
         if self.world.is_main:
             self.metrics.write(record)
+        keeping.watch(record)
         eta = (now - started) / (self.step - start_step) * (self.total_steps - self.step)
         self.log.info(f"[{self.step}/{self.total_steps}] epoch {epoch + 1}/{cfg['epoch_size']} "
                       f"{record['images_per_s']:.0f} img/s | loss_d {record['loss_d']:.4f} "

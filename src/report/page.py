@@ -30,6 +30,8 @@ def build_html(run, figures, problems):
             f"<p class=\"note\">{_e(os.path.abspath(run['dir']))} &middot; {_e(_status(run))} &middot; "
             f"report rendered {datetime.datetime.now():%Y-%m-%d %H:%M:%S}</p>"]
     body += [f"<p class=\"problem\">{_e(p)}</p>" for p in problems]
+    body += [f"<p class=\"problem\">Step {_e(f.get('step'))}: {_e(f.get('message'))}</p>"
+             for f in _health(run)]
     body += _summary_section(run)
     body += _curves_section(run, figures.get("curves"))
     body += _quality_section(run, figures.get("quality"))
@@ -67,6 +69,12 @@ def _table(rows, header=None):
     head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>" if header else ""
     cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
     return f"<table>{head}{cells}</table>"
+
+
+def _health(run):
+    """The trainer's collapse and divergence warnings (status.json "health"), if readable."""
+    findings = run["status"].get("health")
+    return [f for f in findings if isinstance(f, dict)] if isinstance(findings, list) else []
 
 
 def _status(run):

@@ -81,17 +81,15 @@ def lock(run_dir):
     return handle
 
 
-def write_status(run_dir, state, step, total_steps, started, best_step=None, reason=None, quality_error=None):
+def write_status(run_dir, state, step, total_steps, started, best_step=None, **details):
     """Record the run's state (one of STATES) atomically: the one place that says how far a run got and how it
-    ended (`reason`: the one-line cause of a failure; `quality_error`: why the newest quality measurement failed).
+    ended. `details` adds what the trainer found (None values left out): `reason`, the one-line cause of a
+    failure; `quality_error`, why the newest quality measurement failed; `health`, collapse or divergence warnings.
     `started` and the update time are Unix times; the report shows them."""
     assert state in STATES, state
     status = {"state": state, "step": step, "total_steps": total_steps, "best_step": best_step, "started": started,
               "updated": time.time()}
-    if reason:
-        status["reason"] = reason
-    if quality_error:
-        status["quality_error"] = quality_error
+    status.update({key: value for key, value in details.items() if value is not None})
     _write_json(os.path.join(run_dir, STATUS_FILE), status)
 
 

@@ -52,7 +52,8 @@ def worker(a):
     device.set_device("CPU", 0, "graph", distributed)
     ms.set_context(runtime_num_threads=a.threads)
     world = init_world(distributed)
-    from src.trainer import build_training_step, step_noise
+    from src.batches import step_noise
+    from src.networks import build_training_step
 
     train_step, netG, netD = build_training_step(cfg)[:3]
     rng = np.random.default_rng(world.rank)

@@ -35,7 +35,7 @@ def main():
 
     import numpy as np
     import mindspore as ms
-    from src.trainer import build_networks
+    from src.networks import build_networks
 
     netG = build_networks(cfg)[0]
     netG.set_train(False)

@@ -59,6 +59,8 @@ def main():
     import numpy as np
     import mindspore as ms
     import src.trainer as trainer_module
+    from src.batches import step_noise
+    from src.bookkeeping import Bookkeeping
     from src.run.distributed import World
 
     machine = cpu_description()
@@ -87,7 +89,7 @@ def main():
     def bare(n):
         times = []
         for i in range(n):
-            noise = trainer_module.step_noise(cfg, 10 ** 6 + i)
+            noise = step_noise(cfg, 10 ** 6 + i)
             start = time.perf_counter()
             step_cell(real, noise)[0].asnumpy()
             times.append(time.perf_counter() - start)
@@ -96,21 +98,23 @@ def main():
     bare(2)
     bare_ms = bare(15)
 
-    for name in ("_save_samples", "_render_report", "_measure_quality"):
-        setattr(trainer, name, timed(name.strip("_").split("_")[-1], getattr(trainer, name)))
-    render_report = trainer._render_report
+    # The loop's periodic work (src/bookkeeping.py), timed by kind.
+    for name, kind in (("save_samples", "samples"), ("render_report", "report"), ("measure_quality", "quality"),
+                       ("save_checkpoint", "checkpoint"), ("rotate_checkpoints", "checkpoint")):
+        setattr(Bookkeeping, name, timed(kind, getattr(Bookkeeping, name)))
+    render_report = Bookkeeping.render_report
 
-    def report_then_bare_steps(force=False):
+    def report_then_bare_steps(keeping, force=False):
         """At each epoch's end (where the loop offers to refresh the report): a block of bare steps, timed apart
         from the loop."""
-        result = render_report(force)
+        result = render_report(keeping, force)
         if not force:
             start = time.perf_counter()
             bare_ms.extend(bare(BARE_PER_EPOCH))
             spent["bare"] += time.perf_counter() - start
         return result
 
-    trainer._render_report = report_then_bare_steps
+    Bookkeeping.render_report = report_then_bare_steps
     loop_ms = []
 
     def loop_step(*args):  # the loop's own step calls (each returns when its step is done)
@@ -121,8 +125,6 @@ def main():
             loop_ms.append(1000 * (time.perf_counter() - start))
 
     trainer.train_step = loop_step
-    trainer._save_checkpoint = timed("checkpoint", trainer._save_checkpoint)
-    trainer._rotate_checkpoints = timed("checkpoint", trainer._rotate_checkpoints)
     if trainer.ema is not None:
         ema_update = trainer.ema.update
         trainer.ema.update = timed("ema", ema_update)

@@ -49,7 +49,8 @@ def main():
 
     from src.run import checkpoint, directory as run_dir
     from src.evaluation import QualityJudge
-    from src.trainer import QUALITY_SEED, build_generator, sample
+    from src.evaluation.tracker import QUALITY_SEED
+    from src.networks import build_generator, sample
 
     judges = {}
     for run in args.runs:

@@ -34,7 +34,7 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args()
     from src.run.directory import SAMPLES_DIR
-    from src.run.html_report import render_report
+    from src.report import render_report
 
     with tempfile.TemporaryDirectory() as tmp:
         run = os.path.join(tmp, "run")

@@ -4,7 +4,7 @@
 The step is built by src.trainer.build_training_step from a config resolved exactly as train.py resolves it
 (the `fake` dataset's dict, model-zoo widths), with the same device setup (src/cpu/device.py), so the fast CPU layers
 are chosen as in training. Warm-up steps (compilation) are excluded; median and min are over the timed steps.
-Compare with ../shared/bench/torch_reference.py run in the same shell right before or after.
+Compare with bench/torch_reference.py (PyTorch's step, same flags) run in the same shell right before or after.
 
 usage: python bench/train_step.py [--batch_size 128] [--image_size 32] [--nc 3] [--ngf 64] [--ndf 64]
                                   [--steps 10] [--warmup 2] [--fast_cpu on|off] [--device_target CPU] [--threads N]
@@ -46,7 +46,8 @@ def main():
 
     import numpy as np
     import mindspore as ms
-    from src.trainer import build_training_step, step_noise
+    from src.batches import step_noise
+    from src.networks import build_training_step
 
     train_step = build_training_step(cfg)[0]
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@
 """Our training step against PyTorch's, alternated in one shell: PyTorch, ours, PyTorch, ours, ..., PyTorch.
 
 Runs bench/train_step.py (ours) and the PyTorch reference script (any script that takes --batch_size, --image_size,
---nc, --ngf, --ndf, --steps and prints one JSON line with median_ms, e.g. ../shared/bench/torch_reference.py) as
+--nc, --ngf, --ndf, --steps and prints one JSON line with median_ms; by default bench/torch_reference.py) as
 separate processes, each configuration `--rounds` times, starting and ending with PyTorch, so that a drift of the
 machine shows on both sides.
 
@@ -28,7 +28,7 @@ Configurations: SIZExNC[:WIDTH][@BATCH], e.g. 32x3 (model-zoo widths 64, --batch
 nets of the digits demo and MNIST-sized runs, ngf = ndf = 32, batch 64).
 
 usage: python bench/versus_pytorch.py --torch_python /path/to/venv-with-torch/bin/python
-           [--torch_script ../shared/bench/torch_reference.py] [--configs 32x3 ... | --narrow]
+           [--torch_script bench/torch_reference.py] [--configs 32x3 ... | --narrow]
            [--rounds 3] [--steps 9] [--batch_size 128] [--threads N] [--no_peak]
 PyTorch is never a dependency of this project: it runs from the interpreter you name.
 """
@@ -163,7 +163,7 @@ def parse_config(text, batch_size):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--torch_python", required=True, help="a Python interpreter that has torch installed")
-    p.add_argument("--torch_script", default=os.path.join(HERE, "..", "..", "shared", "bench", "torch_reference.py"))
+    p.add_argument("--torch_script", default=os.path.join(HERE, "torch_reference.py"))
     p.add_argument("--configs", nargs="+", default=MODEL_ZOO + NARROW, help="SIZExNC[:WIDTH][@BATCH]")
     p.add_argument("--narrow", action="store_true", help=f"only the narrow nets: {' '.join(NARROW)}")
     p.add_argument("--rounds", type=int, default=3)

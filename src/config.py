@@ -169,7 +169,7 @@ SAVED_TYPES = {"dataset": str, "data_path": (str, type(None)), "split": str, "de
                "fast_cpu": str, "device_id": int, "run_distribute": bool, "strict": bool, "nc": (int, type(None)),
                "lr": (int, float), "beta1": (int, float), "lr_d": (int, float, type(None)),
                "ema_decay": (int, float, type(None)), "metrics_interval": (int, type(None)),
-               "data_fingerprint": (dict, type(None)), "data_changes": list}
+               "data_fingerprint": (dict, type(None)), "data_changes": list, "data": dict}
 
 
 def check_saved(saved, path):

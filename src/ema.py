@@ -7,9 +7,9 @@ and G train exactly as without it, so `--ema_decay 0` (the paper's G) and any de
     ema <- d * ema + (1 - d) * G,   d = min(decay, (1 + t) / (10 + t)) at step t
 
 After the first UPDATE_EVERY steps, the update runs every UPDATE_EVERY steps with the product of those steps' d
-(as lucidrains' ema-pytorch does with update_every): it launches ~50 small kernels, which cost 5-7% of a narrow
-net's 40-130 ms CPU step when run after every step, and the average it gives differs only in leaving out G's
-states in between (its horizon, ~1 / (1 - d) = 100 steps at 0.99, spans a dozen updates).
+(as lucidrains' ema-pytorch does with update_every): it launches ~50 small kernels, a few percent of a narrow
+net's CPU step when run after every step, and the average it gives differs only in leaving out G's states in
+between (its horizon, ~1 / (1 - d) = 100 steps at 0.99, spans a dozen updates).
 
 The warm-up term (TensorFlow's ExponentialMovingAverage with num_updates) keeps the average from being dominated
 by the random initial weights early in a run, when a fixed d = 0.999 would still weigh them heavily after a few

@@ -14,6 +14,7 @@ from src.cpu import kernels
 from src.cpu.fast_layers import DnnlBatchNormAct
 from src.discriminator import Discriminator
 from src.generator import Generator
+from src.layers import CpuLayers
 from src.weight_init import init_weights
 from tests.test_fast_layers import FromNCHW, OutputAndGrads, assert_close  # (y, dL/dx, dL/dgamma, dL/dbeta) here
 
@@ -88,11 +89,11 @@ def test_fast_networks_train_like_the_plain_ones(net):
     """Three optimizer steps in training mode: same outputs, weights and moving statistics."""
     rng = np.random.default_rng(3)
     if net == "G":
-        plain, fast = Generator(32, 16, 8, 1), Generator(32, 16, 8, 1, fast=True)
+        plain, fast = Generator(32, 16, 8, 1), Generator(32, 16, 8, 1, layers=CpuLayers())
         x = ms.Tensor(rng.standard_normal((6, 16, 1, 1)).astype(np.float32))
         out_shape = (6, 1, 32, 32)
     else:
-        plain, fast = Discriminator(32, 8, 3), Discriminator(32, 8, 3, fast=True)
+        plain, fast = Discriminator(32, 8, 3), Discriminator(32, 8, 3, layers=CpuLayers())
         x = ms.Tensor(rng.uniform(-1, 1, (6, 3, 32, 32)).astype(np.float32))
         out_shape = (6,)
     init_weights(plain, np.random.default_rng(5))

@@ -10,6 +10,7 @@ from src.discriminator import Discriminator
 from src.cpu import fast_layers
 from src.cpu.fast_layers import FullConv2d, LatentConvTranspose2d
 from src.generator import Generator
+from src.layers import CpuLayers
 from src.weight_init import init_weights
 
 ms.set_context(mode=ms.GRAPH_MODE)
@@ -98,8 +99,8 @@ def test_fast_networks_have_the_plain_networks_parameters_and_outputs(image_size
     if not kernels_built:
         from src.cpu import kernels
         monkeypatch.setitem(kernels.BUILD, "path", None)
-    plain_g, fast_g = Generator(image_size, 100, 16, 3), Generator(image_size, 100, 16, 3, fast=True)
-    plain_d, fast_d = Discriminator(image_size, 16, 3), Discriminator(image_size, 16, 3, fast=True)
+    plain_g, fast_g = Generator(image_size, 100, 16, 3), Generator(image_size, 100, 16, 3, layers=CpuLayers())
+    plain_d, fast_d = Discriminator(image_size, 16, 3), Discriminator(image_size, 16, 3, layers=CpuLayers())
     assert fast_g.channels_last == fast_d.channels_last == fast_layers.kernels_available()
     for plain, fast in ((plain_g, fast_g), (plain_d, fast_d)):
         assert [(n, p.shape) for n, p in plain.parameters_and_names()] == \

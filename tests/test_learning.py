@@ -15,7 +15,8 @@ from scipy.stats import wasserstein_distance
 
 from src.dataset import create_dataset
 from src.run.checkpoint import load_network
-from src.trainer import build_networks, fixed_noise
+from src.batches import fixed_noise
+from src.networks import build_networks
 from tests.cli import user_env
 from tests.conftest import ROOT
 

@@ -15,7 +15,8 @@ from PIL import Image, ImageSequence
 from src.errors import UserError
 from src.outputs.visuals import save_grid
 from src.run.directory import write_status
-from src.run.html_report import GIF_LAST_FRAME_MS, ema, epoch_boundaries, render_report
+from src.report import render_report
+from src.report.figures import GIF_LAST_FRAME_MS, epoch_boundaries, smooth
 from tests.cli import user_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -210,7 +211,7 @@ def test_rendering_leaves_no_temporary_files_and_can_be_repeated(fixture_run):
 
 
 def test_smoothing_and_epoch_marks():
-    assert ema([4.0, 4.0, 4.0], 0.9) == pytest.approx([4.0, 4.0, 4.0])  # debiased: no pull towards zero
+    assert smooth([4.0, 4.0, 4.0], 0.9) == pytest.approx([4.0, 4.0, 4.0])  # debiased: no pull towards zero
     records = [{"step": s, "epoch": (s - 1) // 4 + 1} for s in range(2, 13, 2)]
     assert epoch_boundaries(records) == [(4, 2), (8, 3)]
 

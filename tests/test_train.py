@@ -116,13 +116,13 @@ def test_a_new_run_never_overwrites_an_existing_runs_checkpoints(tmp_path):
 
 
 def test_epoch_grids_and_the_report_keep_within_their_share_of_the_run(monkeypatch):
-    """Budget (src/trainer.py): a courtesy is due at first, then not again until its own last cost, divided by its
+    """Budget (src/bookkeeping.py): a courtesy is due at first, then not again until its own last cost, divided by its
     share, has passed (and never before its minimum interval); a first guess stands in before it was ever timed."""
-    import src.trainer as trainer
+    import src.bookkeeping as bookkeeping
 
     now = [1000.0]
-    monkeypatch.setattr(trainer.time, "time", lambda: now[0])
-    grids = trainer.Budget(0.005)
+    monkeypatch.setattr(bookkeeping.time, "time", lambda: now[0])
+    grids = bookkeeping.Budget(0.005)
     assert grids.due()  # the first epoch's grid is always saved
     now[0] += 0.05  # the grid took 50 ms: the next one is due 10 s later
     grids.spent(1000.0)
@@ -131,7 +131,7 @@ def test_epoch_grids_and_the_report_keep_within_their_share_of_the_run(monkeypat
     now[0] += 0.2
     assert grids.due()
 
-    report = trainer.Budget(0.005, min_interval=60, first_guess=1.0)  # a rendering of ~1 s: every 200 s at first
+    report = bookkeeping.Budget(0.005, min_interval=60, first_guess=1.0)  # a rendering of ~1 s: every 200 s at first
     now[0] += 100
     assert not report.due()
     now[0] += 101

@@ -5,8 +5,7 @@ convolution holds the same `weight` Parameter (shape and name): checkpoints load
 initialises it like the plain layer. Only `construct` differs. tests/test_fast_layers.py and tests/test_cpu_kernels.py
 check outputs and gradients against the plain layers.
 
-Why (MindSpore 2.10 CPU, oneDNN capped at AVX2 by src/cpu/device.py; measured with ONEDNN_VERBOSE=1, see
-bench/RESULTS.md): MindSpore hands oneDNN plain NCHW tensors, and oneDNN runs a convolution whose kernel covers the
+Why (MindSpore 2.10 CPU, measured with ONEDNN_VERBOSE=1, see bench/RESULTS.md): MindSpore hands oneDNN plain NCHW tensors, and oneDNN runs a convolution whose kernel covers the
 whole input (D's last 512 -> 1 layer, 4x4 valid on 4x4) and the 1x1 -> 4x4 first layer of G through slow generic
 code paths (`ref:any` for D's head, forward and both gradients). Both are plain matrix products and run as MatMul.
 All other convolutions of G and D run as oneDNN custom ops (DnnlConv2d, DnnlConv2dTranspose below,
@@ -17,8 +16,8 @@ BatchNorm2d with the same four Parameters): on the narrow nets MindSpore's Batch
 
 Channels last: when the kernels are available, the kernel-backed layers (DnnlConv2d, DnnlConv2dTranspose,
 DnnlBatchNormAct) take and give channels-last (N, H, W, C) tensors, and so do LatentConvTranspose2d and FullConv2d
-when built with channels_last=True. G and D built with fast=True keep their activations in that layout from the
-first layer to the last, and NCHW only at their edges (src/generator.py, src/discriminator.py). oneDNN's kernels
+when built with channels_last=True. G and D built from these layers (src/layers.py's CpuLayers) keep their
+activations in that layout from the first layer to the last, and NCHW only at their edges. oneDNN's kernels
 take channels-last tensors as they are, where NCHW needed a reorder into a blocked layout and back around every
 convolution (~8% of a narrow step). Weights keep their plain layouts and names. Without the kernels every layer is
 the plain NCHW one.
@@ -31,7 +30,7 @@ TO_CHANNELS_LAST, TO_CHANNELS_FIRST = (0, 2, 3, 1), (0, 3, 1, 2)  # transpose pe
 
 
 def kernels_available():
-    """Whether the project's CPU kernels built and passed their check: then G and D built with fast=True run
+    """Whether the project's CPU kernels built and passed their check: then G and D built from these layers run
     channels-last (see the module docstring)."""
     from src.cpu import kernels
     return kernels.library() is not None
@@ -98,11 +97,11 @@ class FullConv2d(nn.Conv2d):
 # Convolutions on oneDNN's own kernels (src/cpu/kernels/dnnl_conv.cc, an ops.Custom "aot" kernel), channels last.
 #
 # MindSpore's CPU convolutions give oneDNN plain NCHW tensors, which at oneDNN's default instruction set run a
-# reference kernel; so src/cpu/device.py caps oneDNN at AVX2, which halves an AVX-512 CPU's peak. The kernels below
-# run oneDNN's NHWC kernels (jit:avx512_core / brgconv) at the full instruction set; with every convolution of G and D
-# on them, the AVX2 cap can go. Three kernels cover Conv2d and Conv2dTranspose forward and backward: ConvFwd(x, w) -> y,
-# ConvBwdData(dy, w) -> dx, ConvBwdWeights(x, dy) -> dw, with x, y, dx, dy NHWC and w in Conv2d's OIHW layout (a
-# Conv2dTranspose weight (in, out, k, k) is the OIHW weight of the convolution it transposes).
+# reference kernel unless oneDNN is capped at AVX2, which halves an AVX-512 CPU's peak. The kernels below run
+# oneDNN's NHWC kernels (jit:avx512_core / brgconv) at the full instruction set; with every convolution of G and D
+# on them, src/cpu/device.py sets no cap. Three kernels cover Conv2d and Conv2dTranspose forward and backward:
+# ConvFwd(x, w) -> y, ConvBwdData(dy, w) -> dx, ConvBwdWeights(x, dy) -> dw, with x, y, dx, dy NHWC and w in
+# Conv2d's OIHW layout (a Conv2dTranspose weight (in, out, k, k) is the OIHW weight of the convolution it transposes).
 
 def _dnnl_kernels(stride, padding, kernel_size):
     """(forward, backward-data, backward-weights) Custom ops for one stride/padding, or None without the library."""

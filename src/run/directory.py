@@ -86,15 +86,15 @@ def lock(run_dir):
     return handle
 
 
-def write_status(run_dir, state, step, total_steps, started, best_step=None, reason=None):
+def write_status(run_dir, state, step, total_steps, started, best_step=None, **details):
     """Record the run's state (one of STATES) atomically: the one place that says how far a run got and how it
-    ended ("failed" with the one-line `reason`). `started` and the update time are Unix times; the report shows
-    them."""
+    ended. `details` adds what the trainer found (None values left out): `reason`, the one-line cause of a
+    failure; `quality_error`, why the newest quality measurement failed; `health`, collapse or divergence warnings.
+    `started` and the update time are Unix times; the report shows them."""
     assert state in STATES, state
     status = {"state": state, "step": step, "total_steps": total_steps, "best_step": best_step, "started": started,
               "updated": time.time()}
-    if reason:
-        status["reason"] = reason
+    status.update({key: value for key, value in details.items() if value is not None})
     _write_json(os.path.join(run_dir, STATUS_FILE), status)
 
 
@@ -109,7 +109,7 @@ def read_status(run_dir):
     if not isinstance(status, dict):
         return {}
     types = {"state": str, "step": int, "total_steps": int, "best_step": int, "started": (int, float),
-             "updated": (int, float), "reason": str}
+             "updated": (int, float), "reason": str, "quality_error": str}
     return {key: value for key, value in status.items()
             if key not in types or (isinstance(value, types[key]) and not isinstance(value, bool))}
 
@@ -172,11 +172,8 @@ class MetricsWriter:
     measurements against the same data compete for the best checkpoint."""
 
     def __init__(self, run_dir, resume_step=None, file_name=METRICS_FILE):
-        self.path = os.path.join(run_dir, file_name)
-        self.stamp = {}
-        if file_name == QUALITY_FILE:
-            data_id = data_id_of(config_or_empty(run_dir))
-            self.stamp = {"data": data_id} if data_id else {}
+        self.path, self.run_dir = os.path.join(run_dir, file_name), run_dir
+        self.stamp = None if file_name == QUALITY_FILE else {}  # read from config.json at the first write
         if resume_step is not None:
             self._truncate_after(resume_step)
 
@@ -189,6 +186,9 @@ class MetricsWriter:
             "".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8"))
 
     def write(self, record):
+        if self.stamp is None:  # the trainer has written this run's config.json by the time it records anything
+            data_id = data_id_of(config_or_empty(self.run_dir))
+            self.stamp = {"data": data_id} if data_id else {}
         if self.stamp and "data" not in record:
             record = dict(record, **self.stamp)
         append_jsonl(self.path, record)

@@ -1,0 +1,51 @@
+"""G, D, their optimizers and the compiled D-then-G step of a run's configuration (training, bench/, tests)."""
+import numpy as np
+import mindspore as ms
+import mindspore.nn as nn
+
+from src.dcgan import DCGAN
+from src.discriminator import Discriminator
+from src.generator import Generator
+from src.layers import layers_for
+from src.weight_init import init_weights
+
+
+def build_generator(cfg):
+    return Generator(cfg["image_size"], cfg["nz"], cfg["ngf"], cfg["nc"], layers=layers_for(cfg))
+
+
+def build_networks(cfg):
+    """G and D of the configured architecture, initialised from the seed (so every rank starts identical)."""
+    rng = np.random.default_rng(cfg["seed"])
+    netG = build_generator(cfg)
+    netD = Discriminator(cfg["image_size"], cfg["ndf"], cfg["nc"], layers=layers_for(cfg))
+    init_weights(netG, rng)
+    init_weights(netD, rng)
+    return netG, netD
+
+
+def build_training_step(cfg):
+    """The networks, their Adam optimizers and the compiled D-then-G step, as training uses them (and bench/)."""
+    netG, netD = build_networks(cfg)
+    optimizerG = nn.Adam(netG.trainable_params(), learning_rate=cfg["lr"], beta1=cfg["beta1"])
+    lr_d = cfg.get("lr_d") or cfg["lr"]  # two time-scale update rule (Heusel et al. 2017) when it differs
+    optimizerD = nn.Adam(netD.trainable_params(), learning_rate=lr_d, beta1=cfg["beta1"])
+    train_step = DCGAN(netG, netD, optimizerG, optimizerD)
+    train_step.set_train(True)
+    return train_step, netG, netD, optimizerG, optimizerD
+
+
+def sample(netG, noise):
+    """G's images for `noise` (a NumPy array) with BN in inference mode (running statistics), as eval.py draws
+    them. G is left in the mode it was in (the averaged G is always in inference mode)."""
+    training = netG.training
+    netG.set_train(False)
+    images = netG(ms.Tensor(noise)).asnumpy()
+    netG.set_train(training)
+    return images
+
+
+def parameter_checksum(*nets):
+    """Sum of every trainable weight in float64: equal on all ranks while they stay in sync. (BN running
+    statistics are left out: each rank keeps its own, from its own batches; checkpoints hold rank 0's.)"""
+    return sum(float(p.asnumpy().astype(np.float64).sum()) for net in nets for p in net.trainable_params())

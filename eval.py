@@ -15,7 +15,7 @@ from src.config import DEVICE_TARGETS
 from src.analysis.arithmetic import load_numbered, parse_expression
 from src.data import DATASETS
 from src.errors import UserError
-from src.outputs.generate import FORMATS, INTERPOLATION_STEPS, check_options
+from src.outputs.generate import FORMATS, INTERPOLATION_STEPS, check_options, check_output_path
 
 
 def parse_args(argv=None):
@@ -48,6 +48,10 @@ def parse_args(argv=None):
     check_options(args.num_images, args.batch_size, args.format, args.interpolate)
     check_seed(args.seed)
     args.batch_size = min(args.batch_size, args.num_images)  # a larger batch would only be padding
+    analysis_files = (["numbered.png", "numbered_z.npz"] if args.numbered else []) + \
+        (["arithmetic.png"] if args.arithmetic is not None else []) + \
+        (["nearest.png", "nearest.json"] if args.nearest else [])
+    check_output_path(args.output_path, args.format, args.interpolate, analysis_files)
     if args.arithmetic is not None:
         # A malformed expression, or one naming a sample numbered.png does not have, fails before anything is
         # loaded or written (with --numbered, the samples are the ones this command numbers).

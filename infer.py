@@ -7,10 +7,10 @@ the checkpoint the MINDIR was exported from. The latent size and batch size are 
 """
 import sys
 
-from src.cli import ArgumentParser, command
+from src.cli import ArgumentParser, check_memory, check_seed, command
 from src.config import DEVICE_TARGETS
 from src.errors import UserError
-from src.outputs.generate import FORMATS, INTERPOLATION_STEPS, check_options
+from src.outputs.generate import FORMATS, INTERPOLATION_STEPS, check_options, check_output_path
 
 
 def parse_args(argv=None):
@@ -26,6 +26,8 @@ def parse_args(argv=None):
     p.add_argument("--device_id", type=int, default=0)
     args = p.parse_args(argv)
     check_options(args.num_images, 1, args.format, args.interpolate)
+    check_seed(args.seed)
+    check_output_path(args.output_path, args.format, args.interpolate)
     return args
 
 
@@ -44,6 +46,8 @@ def main(argv=None):
         raise UserError(f"{args.mindir} takes input {shape}, not a latent batch (B, nz, 1, 1): "
                         "export the generator (export.py --net G)")
     batch_size, nz = shape[0], shape[1]
+    pixels = 4 * 3 * 64 * 64  # float32 images at the largest size: the MINDIR's output size is known only when run
+    check_memory(args.num_images * (4 * nz + pixels + pixels // 4), f"--num_images {args.num_images}")
     graph = nn.GraphCell(ms.load(args.mindir))
     written = generate(lambda z: graph(ms.Tensor(z)).asnumpy(), nz, args.output_path,
                        num_images=args.num_images, seed=args.seed, fmt=args.format, batch_size=batch_size,

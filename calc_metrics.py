@@ -84,6 +84,8 @@ def main(argv=None):
     netG, arch, ckpt_file = trained.load(args.ckpt_file, "G", trained.overrides_from(args, "G"), args.which)
     check_memory(measurement_bytes(args.num_images, arch["image_size"]), f"--num_images {args.num_images}")
     run_dir = run_directory(args.ckpt_file, ckpt_file)
+    if run_dir and os.path.isdir(os.path.join(run_dir, QUALITY_FILE)):  # refused before the measurement, not after
+        raise UserError(f"cannot append to {os.path.join(run_dir, QUALITY_FILE)}: it is a directory")
     dataset, data_path = dataset_of(args, run_dir)
     judge = QualityJudge(dataset, data_path, arch["image_size"], arch["nc"], metrics=args.metrics,
                          num_images=args.num_images, seed=args.seed, cache_dir=run_dir,

@@ -285,6 +285,12 @@ def test_digits_hold_out_a_fixed_stratified_quarter_that_verify_tests_on():
     labels = load_digits().target
     # stratified: every class holds out a quarter of its images, give or take one
     assert np.abs(np.bincount(labels[parts["test"]]) - np.bincount(labels) / 4).max() <= 1
+    # deterministic: drawn again, it is the same split (the fixed seed, not the process's random state)
+    np.random.seed(12345)
+    digits_split.cache_clear()
+    again = digits_split()
+    for part in ("train", "test"):
+        np.testing.assert_array_equal(again[part], parts[part])
     # verify.py's split is the same one, whatever its --seed: its test images are exactly the held-out ones.
     for seed in (0, 7):
         splits, note = load_splits("digits", None, image_size=32, nc=1, seed=seed)

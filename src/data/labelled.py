@@ -64,7 +64,7 @@ def _digits(image_size, nc):
     _, labels = digits_arrays()
     label_ds = mindspore_dataset()[0].NumpySlicesDataset(labels, column_names=["label"], shuffle=False)
     images, _ = _read(reader.open(shuffle=False).zip(label_ds), reader, image_size, nc, "digits", "scikit-learn")
-    splits = {part: (images[index], labels[index]) for part, index in digits_split(labels).items()}
+    splits = {part: (images[index], labels[index]) for part, index in digits_split().items()}
     note = (f"digits: the fixed stratified {1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} train/test split "
             f"(seed {DIGITS_SPLIT_SEED}) that training holds out too")
     return splits, note

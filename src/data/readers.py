@@ -8,9 +8,6 @@ holding only one split reads what it has; datasets without official splits (imag
 read whole. Reader.split says what is actually read.
 """
 import functools
-import hashlib
-import importlib.metadata
-import importlib.util
 import os
 
 import numpy as np
@@ -20,7 +17,6 @@ from src.data.bad_files import find_files, tag_with_path
 from src.data.options import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, NO_SPLIT, ONLY_SPLIT
 from src.data.source import Reader, mindspore_dataset
 from src.errors import UserError
-from src.files import user_cache_dir, write_atomically
 
 # MindSpore matches extensions case-sensitively, so list both spellings.
 IMAGE_EXTENSIONS = tuple(e for ext in (".jpg", ".jpeg", ".png", ".bmp") for e in (ext, ext.upper()))
@@ -313,96 +309,41 @@ def _fake(req):
                                                     base_seed=req.seed, **kw), source_nc=nc)
 
 
-# Importing scikit-learn (and scipy.stats with it) took 0.6-1.6 s of every training start on a 2-core VM, for a
-# 25 ms read: the digits are read from the file it ships, and the hold-out it draws is cached (bench/startup.py).
-def _sklearn_digits_file():
-    """scikit-learn's digits.csv.gz (what load_digits reads), found without importing scikit-learn; or None."""
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.origin:
-        return None
-    path = os.path.join(os.path.dirname(spec.origin), "datasets", "data", "digits.csv.gz")
-    return path if os.path.isfile(path) else None
-
-
-@functools.cache  # every training epoch opens the digits again; parsing the file took 5 ms of it
+@functools.cache  # every training epoch opens the digits again
 def digits_arrays():
-    """scikit-learn's 1,797 8x8 digits as uint8 0..255 (N, 8, 8, 1) images (values 0..16 scaled), and their labels,
-    exactly as load_digits returns them (read from its file with numpy: load_digits' own parse). Read-only: the
-    arrays are shared by every caller."""
-    path = _sklearn_digits_file()
-    if path is None:
-        from sklearn.datasets import load_digits
+    """scikit-learn's 1,797 8x8 digits (load_digits) as uint8 0..255 (N, 8, 8, 1) images (values 0..16 scaled),
+    and their int64 labels. Read-only: the arrays are shared by every caller in the process."""
+    from sklearn.datasets import load_digits
 
-        digits = load_digits()
-        images, labels = digits.images, digits.target
-    else:
-        data = np.loadtxt(path, delimiter=",")
-        images, labels = data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
-    images, labels = np.rint(images * (255.0 / 16.0)).astype(np.uint8)[..., None], labels.astype(np.int64)
+    digits = load_digits()
+    images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = digits.target.astype(np.int64)
     images.flags.writeable = labels.flags.writeable = False
     return images, labels
 
 
-def digits_split(labels=None):
-    """{"train": indices, "test": indices} into the digits (sorted): the fixed stratified hold-out, 1,347 / 450,
-    drawn with DIGITS_SPLIT_SEED whatever the run's seed (src/data/labelled.py holds out the same ones). Drawn by
-    scikit-learn's train_test_split once per scikit-learn version and set of labels, then read from a cache file
-    (~/.cache/dcgan); an unwritable cache only means drawing it again."""
-    if labels is None:
-        labels = digits_arrays()[1]
-    labels = np.asarray(labels, np.int64)
-    key = hashlib.sha256(f"{_sklearn_version()}|{DIGITS_TEST_FRACTION}|{DIGITS_SPLIT_SEED}|".encode()
-                         + labels.tobytes()).hexdigest()[:16]
-    if key not in _DIGITS_SPLITS:  # once per process: every training epoch opens the split again
-        split = _cached_digits_split(key, labels)
-        for indices in split.values():
-            indices.flags.writeable = False  # shared by every caller in the process
-        _DIGITS_SPLITS[key] = split
-    return _DIGITS_SPLITS[key]
-
-
-_DIGITS_SPLITS = {}
-
-
 @functools.cache
-def _sklearn_version():
-    try:
-        return importlib.metadata.version("scikit-learn")
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
-
-
-def _cached_digits_split(key, labels):
-    cache = user_cache_dir(f"digits_split_{key}.npz")
-    try:
-        with np.load(cache) as saved:
-            return {"train": saved["train"], "test": saved["test"]}
-    except (OSError, KeyError, ValueError):
-        pass
+def digits_split():
+    """{"train": indices, "test": indices} into the digits (sorted): the fixed stratified hold-out, 1,347 / 450,
+    drawn by train_test_split with DIGITS_SPLIT_SEED whatever the run's seed (src/data/labelled.py holds out the
+    same ones). Drawn once per process; read-only."""
     from sklearn.model_selection import train_test_split
 
+    labels = digits_arrays()[1]
     train, test = train_test_split(np.arange(len(labels)), test_size=DIGITS_TEST_FRACTION, stratify=labels,
                                    random_state=DIGITS_SPLIT_SEED)
     split = {"train": np.sort(train), "test": np.sort(test)}
-
-    def write(tmp):
-        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a name
-            np.savez(f, **split)
-
-    try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        write_atomically(cache, write)
-    except OSError:
-        pass
+    for indices in split.values():
+        indices.flags.writeable = False
     return split
 
 
 def _digits(req):
     """The built-in digits of the requested split (see digits_split), in load_digits order."""
-    images, labels = digits_arrays()
+    images, _ = digits_arrays()
     split = req.split if req else "all"
     if split != "all":
-        images = images[digits_split(labels)[split]]
+        images = images[digits_split()[split]]
     return Reader(_numpy_slices(images), source_nc=1, split=split, pixels=images)
 
 

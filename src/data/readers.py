@@ -1,5 +1,6 @@
-"""One reader per on-disk format, each MindSpore's own dataset reader: validate what is on disk, then return a
-Reader (src/data/source.py) whose open(**sampler options) creates the MindSpore dataset.
+"""One reader per on-disk format (MNIST's in mnist.py, MindRecord's in mindrecord.py), MindSpore's own dataset
+readers where they fit: validate what is on disk, then return a Reader (src/data/source.py) whose
+open(**sampler options) creates the MindSpore dataset.
 
 Only one split is read: "train", "test" or "all", mapped onto each dataset's official split (CIFAR-10 and MNIST
 files, CelebA's list_eval_partition.txt, LSUN's _train/_val folders, and for the built-in digits a fixed stratified
@@ -12,17 +13,15 @@ import os
 
 import numpy as np
 
-from src.data import mindrecord
+from src.data import mindrecord, mnist
 from src.data.bad_files import find_files, tag_with_path
 from src.data.options import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, NO_SPLIT, ONLY_SPLIT
-from src.data.source import Reader, mindspore_dataset
+from src.data.source import Reader, choose_split, mindspore_dataset, numpy_slices
 from src.errors import UserError
 
 # MindSpore matches extensions case-sensitively, so list both spellings.
 IMAGE_EXTENSIONS = tuple(e for ext in (".jpg", ".jpeg", ".png", ".bmp") for e in (ext, ext.upper()))
 CIFAR10_BATCH_BYTES = 10000 * (1 + 32 * 32 * 3)  # Cifar10Dataset reads exactly 10,000 records from every batch file
-MNIST_FILES = (("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-               ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
 # LSUNDataset only picks up folders whose names contain one of these categories plus "_train" or "_val".
 LSUN_CATEGORIES = ("bedroom", "bridge", "church_outdoor", "classroom", "conference_room", "dining_room", "kitchen",
                    "living_room", "restaurant", "tower")
@@ -90,7 +89,7 @@ def detect_format(data_path):
     """Return one of mindrecord / cifar10 / mnist / celeba / lsun / folder from what is on disk at data_path, checked
     in that order: mindrecord: prepare_data.py's images.mindrecord* files;
     cifar10: *batch*.bin files here or in cifar-10-batches-bin/ (or the unreadable python version, to explain it);
-    mnist: train-/t10k- idx files (or their .gz, to explain it); celeba: list_attr_celeba.txt or img_align_celeba/;
+    mnist: train-/t10k- idx files, plain or .gz; celeba: list_attr_celeba.txt or img_align_celeba/;
     lsun: <category>_train / <category>_val folders; folder: images here or in sub-folders.
     Raises UserError if the path is missing, empty or holds none of these."""
     path = existing_dir(data_path, "auto")
@@ -99,7 +98,7 @@ def detect_format(data_path):
         return "mindrecord"
     if _cifar10_root(path) or "cifar-10-batches-py" in names:
         return "cifar10"
-    if any(f in names or f + ".gz" in names for pair in MNIST_FILES for f in pair):
+    if mnist.has_files(names):
         return "mnist"
     if "list_attr_celeba.txt" in names or "img_align_celeba" in names:
         return "celeba"
@@ -114,15 +113,6 @@ def detect_format(data_path):
 
 # ---------------------------------------------------------------------------------------------------------------
 # One builder per reader. Each validates what it needs on disk, then returns a Reader.
-
-def _choose_split(requested, present):
-    """(usage, description) for a dataset whose official splits on disk are `present` (a non-empty subset of
-    ("train", "test")): the requested split when it is there, else the one split the directory holds."""
-    if len(present) == 1:
-        (only,) = present
-        return only, only if requested == only else ONLY_SPLIT.format(only)
-    return requested, requested
-
 
 def _cifar10(req):
     root = _cifar10_root(req.path)
@@ -141,27 +131,9 @@ def _cifar10(req):
     if not present:
         raise UserError(f"no CIFAR-10 binary batches (data_batch_*.bin, test_batch.bin) in {root}: "
                         f"found only {', '.join(batches)}")
-    usage, split = _choose_split(req.split, present)
+    usage, split = choose_split(req.split, present)
     ds, _ = mindspore_dataset()
     return Reader(lambda **kw: ds.Cifar10Dataset(root, usage=usage, **kw), source_nc=3, root=root, split=split)
-
-
-def _mnist(req):
-    path = req.path
-    present = []
-    for split, (images, labels) in zip(("train", "test"), MNIST_FILES):
-        have = [os.path.isfile(os.path.join(path, f)) for f in (images, labels)]
-        if any(have) and not all(have):
-            raise UserError(f"MNIST in {path} needs both {images} and {labels}")
-        if all(have):
-            present.append(split)
-    if not present:
-        gz = any(os.path.isfile(os.path.join(path, f + ".gz")) for pair in MNIST_FILES for f in pair)
-        raise UserError(f"no MNIST idx files ({', '.join(MNIST_FILES[0])}) in {path}"
-                        + ("; decompress the .gz files first (gunzip)" if gz else ""))
-    usage, split = _choose_split(req.split, present)
-    ds, _ = mindspore_dataset()
-    return Reader(lambda **kw: ds.MnistDataset(path, usage=usage, **kw), source_nc=1, root=path, split=split)
 
 
 def _celeba_first_image(attr_file):
@@ -255,7 +227,7 @@ def _lsun(req):
     # reads them. In the reader's terms the splits on disk are "train" (_train folders) and "test" (_val folders).
     present = [s for s, suffix in (("train", "_train"), ("test", "_val"))
                if any(suffix in os.path.basename(f) for f in folders)]
-    usage, split = _choose_split(req.split, present)
+    usage, split = choose_split(req.split, present)
     usage = LSUN_USAGE[usage]
     if split == "test":
         split = "val (LSUN's _val folders stand in for test)"
@@ -268,21 +240,12 @@ def _lsun(req):
                    locate=lambda keys: find_files(read, set(keys)), split=split)
 
 
-def _numpy_slices(data, label=False):
-    """open() for NumpySlicesDataset over `data`, always with one worker: slicing memory is trivial, and with more
-    workers the underlying GeneratorDataset starts worker processes (about 5 s before the first batch). With
-    label=True a second column "label" (zeros) comes with it."""
-    ds, _ = mindspore_dataset()
-    columns = (data, np.zeros(len(data), np.int32)) if label else data
-    names = ["image", "label"] if label else ["image"]
-    return lambda **kw: ds.NumpySlicesDataset(columns, column_names=names, **dict(kw, num_parallel_workers=1))
-
-
 def _file_list_reader(files, root, split=NO_SPLIT):
     # ImageFolderDataset needs class sub-folders. Pointed at the parent with class_indexing={folder: 0} it reads the
     # right files, but its get_dataset_size() still counts every sibling folder. A list of paths through
     # NumpySlicesDataset keeps the count, shuffling and sharding exact; the map reads and decodes the files.
-    return Reader(_numpy_slices(files, label=True), source_nc=3, encoded="path", root=root, split=split)
+    return Reader(numpy_slices(files, np.zeros(len(files), np.int32)), source_nc=3, encoded="path", root=root,
+                  split=split)
 
 
 def _image_folder(req):
@@ -344,7 +307,7 @@ def _digits(req):
     split = req.split if req else "all"
     if split != "all":
         images = images[digits_split()[split]]
-    return Reader(_numpy_slices(images), source_nc=1, split=split, pixels=images)
+    return Reader(numpy_slices(images), source_nc=1, split=split, pixels=images)
 
 
 def _mindrecord(req):
@@ -357,14 +320,13 @@ READERS = {
     "folder": _image_folder,
     "lfw": _image_folder,
     "cifar10": _cifar10,
-    "mnist": _mnist,
+    "mnist": mnist.reader,
     "celeba": _celeba,
     "lsun": _lsun,
     "fake": _fake,
     "digits": _digits,
     "mindrecord": _mindrecord,
 }
-
 
 
 def open_reader(name, request):

@@ -288,9 +288,11 @@ def test_digits_hold_out_a_fixed_stratified_quarter_that_verify_tests_on():
     # stratified: every class holds out a quarter of its images, give or take one
     assert np.abs(np.bincount(labels[parts["test"]]) - np.bincount(labels) / 4).max() <= 1
     # deterministic: drawn again, it is the same split (the fixed seed, not the process's random state)
+    state = np.random.get_state()
     np.random.seed(12345)
     digits_split.cache_clear()
     again = digits_split()
+    np.random.set_state(state)
     for part in ("train", "test"):
         np.testing.assert_array_equal(again[part], parts[part])
     # verify.py's split is the same one, whatever its --seed: its test images are exactly the held-out ones.

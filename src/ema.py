@@ -8,8 +8,8 @@ and G train exactly as without it, so `--ema_decay 0` (the paper's G) and any de
 
 After the first UPDATE_EVERY steps, the update runs every UPDATE_EVERY steps with the product of those steps' d
 (as lucidrains' ema-pytorch does with update_every): it launches ~50 small kernels, which cost 5-7% of a narrow
-net's 40-130 ms CPU step (2-core AMD EPYC, AVX-512) when run after every step, and the average it gives differs
-only in leaving out G's states in between (its horizon, ~1 / (1 - d) = 100 steps at 0.99, spans a dozen updates).
+net's 40-130 ms CPU step when run after every step, and the average it gives differs only in leaving out G's
+states in between (its horizon, ~1 / (1 - d) = 100 steps at 0.99, spans a dozen updates).
 
 The warm-up term (TensorFlow's ExponentialMovingAverage with num_updates) keeps the average from being dominated
 by the random initial weights early in a run, when a fixed d = 0.999 would still weigh them heavily after a few

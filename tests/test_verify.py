@@ -77,8 +77,8 @@ def _blobs(rng, sizes, dims, classes=3):
 
 
 @pytest.mark.parametrize("n, dims, duplicates", [
-    (90, 300, False),  # fewer examples than dims: liblinear's dual solver, run on the Cholesky factor of the Gram matrix
-    (90, 300, True),   # repeated examples (a singular Gram matrix): the orthonormal-basis route instead
+    (90, 300, False),  # fewer examples than dims: liblinear's dual solver, run on the triangular factor of the rows
+    (90, 300, True),   # repeated examples (a singular Gram matrix): the same factor, weights mapped back exactly
     (150, 40, False),  # more examples than dims: the primal solver, run on rotated features
 ])
 def test_linear_search_equals_the_plain_scikit_learn_protocol(n, dims, duplicates):

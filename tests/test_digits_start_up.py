@@ -3,10 +3,10 @@ the images and labels are load_digits' exactly, and the fixed hold-out is train_
 read from its cache."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
+
+from tests.cli import run_python, user_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,9 +23,7 @@ print(json.dumps({{"sklearn_imported": "sklearn" in sys.modules, "test": split["
 
 
 def run_child(home):
-    env = dict(os.environ, HOME=str(home))
-    done = subprocess.run([sys.executable, "-c", CHILD.format(root=ROOT)], capture_output=True, text=True, env=env,
-                          timeout=300)
+    done = run_python(CHILD.format(root=ROOT), env=user_env(HOME=home), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -3,7 +3,6 @@ convolutions match nn.Conv2d / nn.Conv2dTranspose (outputs, input and weight gra
 value), the activations nn.LeakyReLU / nn.ReLU (outputs and input gradients)."""
 import ctypes
 import os
-import shutil
 import subprocess
 
 import numpy as np
@@ -20,7 +19,7 @@ from tests.test_fast_layers import FromNCHW, compare
 
 ms.set_context(mode=ms.GRAPH_MODE)
 
-needs_kernels = pytest.mark.skipif(shutil.which("g++") is None, reason="no g++: the plain layers are used")
+needs_kernels = pytest.mark.usefixtures("cpu_kernels")  # tests/conftest.py: skipped without a compiler, not in CI
 
 
 @needs_kernels

@@ -3,7 +3,6 @@ the CPU's full instruction set), a first run that must build them, a machine wit
 --fast_cpu off. Each of the last three must train on MindSpore's plain layers or build once, and say so in one line.
 """
 import os
-import shutil
 import sys
 
 import pytest
@@ -16,7 +15,7 @@ FAST = "fast CPU convolutions: oneDNN kernels"
 CAPPED = "ONEDNN_MAX_CPU_ISA=AVX2 set"
 BUILDING = "building CPU kernels (first run"
 UNAVAILABLE = "fast CPU convolutions unavailable"
-needs_compiler = pytest.mark.skipif(not (shutil.which("g++") or shutil.which("clang++")), reason="no C++ compiler")
+needs_compiler = pytest.mark.usefixtures("cpp_compiler")  # tests/conftest.py: skipped without one, not in CI
 
 
 def trained(run):

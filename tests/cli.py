@@ -1,5 +1,8 @@
 """Running the project's command-line tools from tests, as a user does: a real process in the repository, with the
 environment the user started the tests with (not the CPU settings the test process made for itself).
+
+Every process a test starts goes through here: tests/conftest.py puts a test that calls one of these functions
+(directly, through a helper of its module, or through a fixture) in the `e2e` tier, out of the quick one.
 """
 import os
 import subprocess

@@ -1,15 +1,25 @@
-"""Test set-up: the CPU settings train.py makes, applied before any test imports MindSpore; the CPU kernels' fixtures.
+"""Test set-up: the CPU settings train.py makes, applied before any test imports MindSpore; the test tiers; the
+CPU kernels' fixtures.
 
 The tests' own process runs MindSpore's plain convolutions, so it takes the AVX2 cap that eval.py and verify.py set
 (see src/cpu/device.py). The tools a test starts get the environment a user has instead (tests/cli.py user_env):
 without the cap, unless the person running the tests set it, so train.py's own choice is what gets tested.
+
+Tiers: every test gets exactly one of the markers in TIERS, here and nowhere else (no test file names a tier):
+tests/faults/ and tests/distributed/ by their directory, then `e2e` for a test that starts a process through
+tests/cli.py (found in its code, its module's helpers and its fixtures: see `starts_processes`) or is listed in
+SLOW, and `quick` for the rest. `python -m pytest -q -m quick tests` runs the quick tier.
 """
+import dis
+import importlib
 import os
 import sys
+import types
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
 sys.path.insert(0, ROOT)
 
 from src.cpu.device import ONEDNN_ISA_VARIABLE, prepare_cpu_environment  # noqa: E402
@@ -20,6 +30,87 @@ USER_ISA_VARIABLE = "DCGAN_TESTS_USER_" + ONEDNN_ISA_VARIABLE
 os.environ.setdefault(USER_ISA_VARIABLE, os.environ.get(ONEDNN_ISA_VARIABLE, ""))
 prepare_cpu_environment("CPU")
 os.environ.setdefault("GLOG_v", "3")  # MindSpore's own INFO/WARNING chatter off
+
+TIERS = {
+    "quick": "in-process tests of the library's logic; the whole tier runs in under 3 minutes on 2 cores",
+    "e2e": "starts the tools (train.py, eval.py, ...) or another Python as a process, or trains for long in-process",
+    "faults": "tests/faults/: damaged and missing files, killed and interrupted runs, full disks",
+    "distributed": "tests/distributed/: several training processes and their launchers",
+}
+DIRECTORY_TIERS = {"faults": "faults", "distributed": "distributed"}  # every test under tests/<directory>/
+PROCESS_STARTERS = ("run_tool", "run_python", "start_tool", "train")  # tests/cli.py's functions that start one
+# In-process work too slow for the quick tier, as file::name of a test or of a fixture that makes its tests slow
+# (with why, and the time it took on a 2-core AMD EPYC shared with other work): e2e.
+SLOW = {
+    "test_quality.py::judge": "trains the digits judge's classifier (26 s), then scores 500 images per case",
+}
+
+
+def pytest_configure(config):
+    for name, meaning in TIERS.items():
+        config.addinivalue_line("markers", f"{name}: {meaning}")
+
+
+def pytest_collection_modifyitems(config, items):
+    import tests.cli
+    starters = [getattr(tests.cli, name) for name in PROCESS_STARTERS]
+    for item in items:
+        item.add_marker(tier(item, starters))
+
+
+def tier(item, starters):
+    path = os.path.relpath(str(item.path), TESTS).split(os.sep)
+    if len(path) > 1 and path[0] in DIRECTORY_TIERS:
+        return DIRECTORY_TIERS[path[0]]
+    if starts_processes(item, starters) or {f"{path[-1]}::{name}" for name in [item.originalname,
+                                                                              *item.fixturenames]} & SLOW.keys():
+        return "e2e"
+    return "quick"
+
+
+def starts_processes(item, starters):
+    """Whether the test or one of its fixtures calls one of `starters`, itself or through functions defined under
+    tests/ that it calls (module helpers, tests/trained_run.py, ...)."""
+    functions = [item.function]
+    for name in item.fixturenames:
+        functions += [definition.func for definition in item._fixtureinfo.name2fixturedefs.get(name, ())]
+    seen = set()
+    return any(_reaches(function, starters, seen) for function in functions)
+
+
+def _reaches(function, starters, seen):
+    code = getattr(function, "__code__", None)
+    if code is None or code in seen or not code.co_filename.startswith(TESTS + os.sep):
+        return False  # not a test's own code (pytest's fixtures, the library, ...)
+    seen.add(code)
+    for value in _named_in(code, function.__globals__):
+        if any(value is starter for starter in starters):
+            return True
+        if isinstance(value, types.FunctionType) and _reaches(value, starters, seen):
+            return True
+    return False
+
+
+def _named_in(code, namespace):
+    """The objects the code (and the functions and lambdas inside it) names: its globals, attributes of the modules
+    among them (`cli.train`), and names it imports itself (`from tests.cli import train` inside a test)."""
+    last, module = None, None
+    for instruction in dis.get_instructions(code):
+        name, value = instruction.argval, None
+        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            value = namespace.get(name)
+        elif instruction.opname in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(last, types.ModuleType):
+            value = getattr(last, name, None)
+        elif instruction.opname == "IMPORT_NAME":
+            module = name
+        elif instruction.opname == "IMPORT_FROM" and module and module.split(".")[0] == "tests":
+            value = getattr(importlib.import_module(module), name, None)
+        last = value
+        if value is not None:
+            yield value
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            yield from _named_in(constant, namespace)
 
 
 # ---- the CPU kernels: the default training path, so CI must be able to test them ----

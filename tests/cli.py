@@ -50,11 +50,12 @@ def run_python(program, env=None, cwd=ROOT, timeout=600):
     return run_tool("-c", program, env=env, cwd=cwd, timeout=timeout)
 
 
-def start_tool(script, *args, env=None, cwd=ROOT, output=subprocess.PIPE):
+def start_tool(script, *args, env=None, cwd=ROOT, output=subprocess.PIPE, **options):
     """SCRIPT ARGS started and left running (to be signalled, killed or waited for): the Popen. `output`: where its
-    stdout and stderr go (pipes, read as text, unless given, e.g. subprocess.DEVNULL)."""
+    stdout and stderr go (pipes, read as text, unless given, e.g. subprocess.DEVNULL); `options`: more Popen
+    arguments (start_new_session=True: a process group of its own, to signal a launcher with its workers)."""
     return subprocess.Popen(command(script, *args), cwd=cwd, env=env or user_env(), stdout=output, stderr=output,
-                            text=True)
+                            text=True, **options)
 
 
 def check(result):

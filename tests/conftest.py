@@ -7,8 +7,8 @@ without the cap, unless the person running the tests set it, so train.py's own c
 
 Tiers: every test gets exactly one of the markers in TIERS, here and nowhere else (no test file names a tier):
 tests/faults/ and tests/distributed/ by their directory, then `e2e` for a test that starts a process through
-tests/cli.py (found in its code, its module's helpers and its fixtures: see `starts_processes`) or is listed in
-SLOW, and `quick` for the rest. `python -m pytest -q -m quick tests` runs the quick tier.
+tests/cli.py or subprocess (found in its code, its module's helpers and its fixtures: see `starts_processes`) or
+is listed in SLOW, and `quick` for the rest. `python -m pytest -q -m quick tests` runs the quick tier.
 """
 import dis
 import importlib
@@ -52,8 +52,11 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    import subprocess
     import tests.cli
-    starters = [getattr(tests.cli, name) for name in PROCESS_STARTERS]
+    # Also the standard library's own, for a test that calls them directly (a browser, mount, ip).
+    starters = [getattr(tests.cli, name) for name in PROCESS_STARTERS] + [
+        subprocess.run, subprocess.Popen, subprocess.call, subprocess.check_call, subprocess.check_output, os.system]
     for item in items:
         item.add_marker(tier(item, starters))
 
@@ -93,24 +96,42 @@ def _reaches(function, starters, seen):
 
 def _named_in(code, namespace):
     """The objects the code (and the functions and lambdas inside it) names: its globals, attributes of the modules
-    among them (`cli.train`), and names it imports itself (`from tests.cli import train` inside a test)."""
-    last, module = None, None
+    among them (`cli.train`), and what it imports from tests/ itself (`from tests.cli import train`, or
+    `from tests import cli` then `cli.train`, inside a test)."""
+    last, previous, module, local = None, None, None, {}
     for instruction in dis.get_instructions(code):
-        name, value = instruction.argval, None
-        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+        operation, name, value = instruction.opname, instruction.argval, None
+        if operation in ("LOAD_GLOBAL", "LOAD_NAME"):
             value = namespace.get(name)
-        elif instruction.opname in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(last, types.ModuleType):
-            value = getattr(last, name, None)
-        elif instruction.opname == "IMPORT_NAME":
-            module = name
-        elif instruction.opname == "IMPORT_FROM" and module and module.split(".")[0] == "tests":
-            value = getattr(importlib.import_module(module), name, None)
-        last = value
+        elif operation in ("LOAD_FAST", "LOAD_DEREF"):
+            value = local.get(name)
+        elif operation in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(last, types.ModuleType):
+            value = _attribute(last, name)
+        elif operation == "IMPORT_FROM" and module is not None:
+            value = _attribute(module, name)
+        elif operation == "IMPORT_NAME":
+            from_list = previous is not None and previous.argval  # `import a.b` binds a; `from a.b import c` a.b
+            module = importlib.import_module(name if from_list else name.split(".")[0]) \
+                if name.split(".")[0] == "tests" else None
+            value = module
+        elif operation in ("STORE_FAST", "STORE_DEREF") and last is not None:
+            local[name] = last  # an import (or an alias) bound to a local name
+        last, previous = value, instruction
         if value is not None:
             yield value
     for constant in code.co_consts:
         if isinstance(constant, types.CodeType):
             yield from _named_in(constant, namespace)
+
+
+def _attribute(module, name):
+    """module.name, importing it when it is a submodule of tests/ not imported yet."""
+    if not hasattr(module, name) and module.__name__.split(".")[0] == "tests":
+        try:
+            importlib.import_module(f"{module.__name__}.{name}")
+        except ImportError:
+            return None
+    return getattr(module, name, None)
 
 
 # ---- the CPU kernels: the default training path, so CI must be able to test them ----

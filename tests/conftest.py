@@ -43,6 +43,7 @@ PROCESS_STARTERS = ("run_tool", "run_python", "start_tool", "train")  # tests/cl
 # (with why, and the time it took on a 2-core AMD EPYC shared with other work): e2e.
 SLOW = {
     "test_quality.py::judge": "trains the digits judge's classifier (26 s), then scores 500 images per case",
+    "test_cpu_kernels.py::test_a_library_that_fails_its_check_is_not_used": "compiles the kernels afresh (8 s)",
 }
 
 

@@ -33,7 +33,7 @@ os.environ.setdefault("GLOG_v", "3")  # MindSpore's own INFO/WARNING chatter off
 
 TIERS = {
     "quick": "in-process tests of the library's logic; the whole tier runs in under 3 minutes on 2 cores",
-    "e2e": "starts the tools (train.py, eval.py, ...) or another Python as a process, or trains for long in-process",
+    "e2e": "starts the tools (train.py, eval.py, ...) or another program as a process, or is slow in-process (SLOW)",
     "faults": "tests/faults/: damaged and missing files, killed and interrupted runs, full disks",
     "distributed": "tests/distributed/: several training processes and their launchers",
 }
@@ -66,8 +66,8 @@ def tier(item, starters):
     path = os.path.relpath(str(item.path), TESTS).split(os.sep)
     if len(path) > 1 and path[0] in DIRECTORY_TIERS:
         return DIRECTORY_TIERS[path[0]]
-    if starts_processes(item, starters) or {f"{path[-1]}::{name}" for name in [item.originalname,
-                                                                              *item.fixturenames]} & SLOW.keys():
+    names = {f"{path[-1]}::{name}" for name in (item.originalname, *item.fixturenames)}
+    if names & SLOW.keys() or starts_processes(item, starters):
         return "e2e"
     return "quick"
 

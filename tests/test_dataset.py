@@ -3,8 +3,6 @@ import gzip
 import json
 import os
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from src.data import DATASETS, NO_SPLIT, detect_format
 from src.dataset import create_dataset
 from src.errors import UserError
 from tests import fixtures as fx
-from tests.cli import train
+from tests.cli import check, run_python, train
 
 STEP = 1 / 127.5  # one uint8 level after scaling to [-1, 1]
 
@@ -66,8 +64,7 @@ def ids_of(batch):
 def test_importing_the_module_does_not_load_mindspore():
     # src/cpu/device.py must set oneDNN variables before MindSpore loads; DATASETS and detect_format work without it.
     code = "import sys, src.dataset; assert 'mindspore' not in sys.modules"
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    subprocess.run([sys.executable, "-c", code], cwd=repo, check=True)
+    check(run_python(code))
 
 
 # --- one test per reader -----------------------------------------------------------------------------------------

@@ -1,5 +1,9 @@
 """Running the project's command-line tools from tests, as a user does: a real process in the repository, with the
-environment the user started the tests with (not the CPU settings the test process made for itself)."""
+environment the user started the tests with (not the CPU settings the test process made for itself).
+
+Every process a test starts goes through here: tests/conftest.py puts a test that calls one of these functions
+(directly, through a helper of its module, or through a fixture) in the `e2e` tier, out of the quick one.
+"""
 import os
 import subprocess
 import sys
@@ -25,10 +29,48 @@ def user_env(**changes):
     return env
 
 
-def run_tool(script, *args, env=None, timeout=600):
-    """python SCRIPT ARGS in the repository, output captured."""
-    return subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env or user_env())
+def command(script, *args):
+    """The command line of SCRIPT ARGS: `bash` for a shell script (scripts/*.sh), else this Python (a tool such as
+    train.py, or "-c" and a program). Paths are the repository's unless absolute; arguments may be numbers or paths."""
+    if script != "-c" and not os.path.isabs(script):
+        script = os.path.join(ROOT, script)
+    interpreter = "bash" if script.endswith(".sh") else sys.executable
+    return [interpreter, script, *map(str, args)]
+
+
+def run_tool(script, *args, env=None, cwd=ROOT, timeout=600):
+    """SCRIPT ARGS run to the end in `cwd` (the repository unless given), output captured; the CompletedProcess.
+    `env`: the user's environment unless given (build one with user_env)."""
+    return subprocess.run(command(script, *args), cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=env or user_env())
+
+
+def run_python(program, env=None, cwd=ROOT, timeout=600):
+    """python -c PROGRAM, run as run_tool runs a tool (the repository is the working directory, so `src` imports)."""
+    return run_tool("-c", program, env=env, cwd=cwd, timeout=timeout)
+
+
+def start_tool(script, *args, env=None, cwd=ROOT, output=subprocess.PIPE, **options):
+    """SCRIPT ARGS started and left running (to be signalled, killed or waited for): the Popen. `output`: where its
+    stdout and stderr go (pipes, read as text, unless given, e.g. subprocess.DEVNULL); `options`: more Popen
+    arguments (start_new_session=True: a process group of its own, to signal a launcher with its workers)."""
+    return subprocess.Popen(command(script, *args), cwd=cwd, env=env or user_env(), stdout=output, stderr=output,
+                            text=True, **options)
+
+
+def check(result):
+    """A finished tool's result, or an AssertionError holding its exit code and output if it failed."""
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(result.args[:2])} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+def assert_user_error(result, message):
+    """Exit code 2 and one line on stderr, "error: ..." holding `message`, no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
 
 
 def train(*args, check=True, env=None):

@@ -233,11 +233,11 @@ ANALYSIS_FILES = ["arithmetic.png", "generate.png", "nearest.json", "nearest.png
 def test_eval_numbered_arithmetic_and_nearest(digits_run, tmp_path):
     import json
 
-    from tests.trained_run import assert_user_error, check, run_cli
+    from tests.cli import assert_user_error, check, run_tool
 
     out = tmp_path / "analyses"
-    result = check(run_cli("eval.py", "--ckpt_file", digits_run, "--output_path", out, "--num_images", 16,
-                           "--numbered", "--arithmetic", "0,1,2 - 3,4 + 5", "--nearest", 2, "--dataset", "digits"))
+    result = check(run_tool("eval.py", "--ckpt_file", digits_run, "--output_path", out, "--num_images", 16,
+                            "--numbered", "--arithmetic", "0,1,2 - 3,4 + 5", "--nearest", 2, "--dataset", "digits"))
     for name in ("numbered.png", "numbered_z.npz", "arithmetic.png", "nearest.png", "nearest.json"):
         assert f"wrote {out / name}" in result.stdout, name
     assert sorted(p.name for p in out.iterdir()) == ANALYSIS_FILES  # and no temporary file left behind
@@ -251,9 +251,9 @@ def test_eval_numbered_arithmetic_and_nearest(digits_run, tmp_path):
     for args, message in [(["--arithmetic", "1 - - 2"], "two operators in a row"),
                           (["--arithmetic", "16 - 2"], "sample 16 does not exist; numbered.png has samples 0 to 15"),
                           (["--nearest", 2], "--nearest needs --dataset")]:
-        assert_user_error(run_cli("eval.py", "--ckpt_file", digits_run, "--output_path", out, *args), message)
-    assert_user_error(run_cli("eval.py", "--ckpt_file", digits_run, "--output_path", tmp_path / "elsewhere",
-                              "--arithmetic", "1 - 2"), "run eval.py --numbered with the same --output_path first")
+        assert_user_error(run_tool("eval.py", "--ckpt_file", digits_run, "--output_path", out, *args), message)
+    assert_user_error(run_tool("eval.py", "--ckpt_file", digits_run, "--output_path", tmp_path / "elsewhere",
+                               "--arithmetic", "1 - 2"), "run eval.py --numbered with the same --output_path first")
     assert sorted(p.name for p in out.iterdir()) == ANALYSIS_FILES
     assert not (tmp_path / "elsewhere").exists()
 
@@ -261,13 +261,13 @@ def test_eval_numbered_arithmetic_and_nearest(digits_run, tmp_path):
 def test_verify_visualize(digits_run, tmp_path):
     from PIL import Image
 
-    from tests.trained_run import assert_user_error, check, run_cli
+    from tests.cli import assert_user_error, check, run_tool
 
-    result = check(run_cli("verify.py", "--ckpt_file", digits_run, "--visualize", "--channels", "0,5",
-                           "--top", 2, "--output_path", tmp_path))
+    result = check(run_tool("verify.py", "--ckpt_file", digits_run, "--visualize", "--channels", "0,5",
+                            "--top", 2, "--output_path", tmp_path))
     assert f"wrote {tmp_path / 'guided_backprop.png'}" in result.stdout
     assert Image.open(tmp_path / "guided_backprop.png").size[0] > 500  # trained and untrained D side by side
-    assert_user_error(run_cli("verify.py", "--ckpt_file", digits_run, "--visualize", "--channels", "a"),
+    assert_user_error(run_tool("verify.py", "--ckpt_file", digits_run, "--visualize", "--channels", "a"),
                       "--channels 'a'")
 
 
@@ -289,14 +289,14 @@ def run_64px(tmp_path_factory):
     """(run directory, data folder) of a 1-step 64 px RGB run (nz 8, ngf = ndf = 4) on 16 images in two class
     folders: a folder has no test split, so nearest.json's reference is training images against the others."""
     from tests.fixtures import write_images
-    from tests.trained_run import check, run_cli
+    from tests.cli import check, run_tool
 
     root = tmp_path_factory.mktemp("run_64px")
     for kind, name in enumerate(("discs", "squares")):
         write_images(root / "data" / name, 8, _shape_image(kind))
-    check(run_cli("train.py", "--dataset", "folder", "--data_path", root / "data", "--image_size", 64, "--nz", 8,
-                  "--ngf", 4, "--ndf", 4, "--max_steps", 1, "--batch_size", 4, "--metrics_interval", 0,
-                  "--output_path", root / "run"))
+    check(run_tool("train.py", "--dataset", "folder", "--data_path", root / "data", "--image_size", 64, "--nz", 8,
+                   "--ngf", 4, "--ndf", 4, "--max_steps", 1, "--batch_size", 4, "--metrics_interval", 0,
+                   "--output_path", root / "run"))
     return root / "run", root / "data"
 
 
@@ -305,12 +305,12 @@ def test_the_analyses_on_a_64px_rgb_run(run_64px, tmp_path):
 
     from PIL import Image
 
-    from tests.trained_run import check, run_cli
+    from tests.cli import check, run_tool
 
     run, data = run_64px
-    result = check(run_cli("eval.py", "--ckpt_file", run, "--output_path", tmp_path, "--num_images", 8,
-                           "--numbered", "--arithmetic", "0,1 - 2 + 3,4", "--nearest", 3, "--dataset", "folder",
-                           "--data_path", data))
+    result = check(run_tool("eval.py", "--ckpt_file", run, "--output_path", tmp_path, "--num_images", 8,
+                            "--numbered", "--arithmetic", "0,1 - 2 + 3,4", "--nearest", 3, "--dataset", "folder",
+                            "--data_path", data))
     assert "(64 px, nz 8, ngf 4, nc 3)" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ANALYSIS_FILES
     with np.load(tmp_path / "numbered_z.npz") as saved:
@@ -321,7 +321,7 @@ def test_the_analyses_on_a_64px_rgb_run(run_64px, tmp_path):
     assert report["reference"].startswith("8 training images") and "no test split" in report["reference"]
     assert report["distances"]["pixel"]["test_to_train"]["p0"] > 0  # no image was matched with itself
 
-    result = check(run_cli("verify.py", "--ckpt_file", run, "--visualize", "--dataset", "folder", "--data_path",
-                           data, "--top", 2, "--output_path", tmp_path))
+    result = check(run_tool("verify.py", "--ckpt_file", run, "--visualize", "--dataset", "folder", "--data_path",
+                            data, "--top", 2, "--output_path", tmp_path))
     assert "top 2 of 4 test images" in result.stdout
     assert Image.open(tmp_path / "guided_backprop.png").mode == "RGB"

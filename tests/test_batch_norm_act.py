@@ -2,8 +2,6 @@
 computes what nn.BatchNorm2d followed by nn.ReLU / nn.LeakyReLU(0.2) computes, in training (batch statistics:
 output, gradients of the input, gamma and beta, the moving statistics) and in inference (moving statistics), and
 G and D built with it train exactly like the plain networks."""
-import shutil
-
 import numpy as np
 import pytest
 import mindspore as ms
@@ -20,7 +18,7 @@ from tests.test_fast_layers import FromNCHW, OutputAndGrads, assert_close  # (y,
 
 ms.set_context(mode=ms.GRAPH_MODE)
 
-needs_kernels = pytest.mark.skipif(shutil.which("g++") is None, reason="no g++: the plain layers are used")
+needs_kernels = pytest.mark.usefixtures("cpu_kernels")  # tests/conftest.py: skipped without a compiler, not in CI
 
 
 def plain_pair(channels, alpha):

@@ -3,9 +3,7 @@ convolutions match nn.Conv2d / nn.Conv2dTranspose (outputs, input and weight gra
 value), the activations nn.LeakyReLU / nn.ReLU (outputs and input gradients)."""
 import ctypes
 import os
-import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,11 +14,12 @@ import mindspore.ops as ops
 from src.cpu import kernels
 from src.cpu.kernels import self_check
 from src.cpu.fast_layers import DnnlConv2d, DnnlConv2dTranspose, DnnlLeakyReLU, DnnlReLU
+from tests.cli import run_python, user_env
 from tests.test_fast_layers import FromNCHW, compare
 
 ms.set_context(mode=ms.GRAPH_MODE)
 
-needs_kernels = pytest.mark.skipif(shutil.which("g++") is None, reason="no g++: the plain layers are used")
+needs_kernels = pytest.mark.usefixtures("cpu_kernels")  # tests/conftest.py: skipped without a compiler, not in CI
 
 
 @needs_kernels
@@ -72,11 +71,8 @@ def test_the_compiler_is_cxx_first_then_gpp_then_clang(tmp_path, monkeypatch):
 def test_kernel_threads_follow_dcgan_cpu_threads(setting, expected):
     """The msrun launcher sets DCGAN_CPU_THREADS to share a host's cores among its workers; unset (or not a
     positive count) the kernels use every core the process may run on."""
-    env = {k: v for k, v in os.environ.items() if k != "DCGAN_CPU_THREADS"}
-    if setting is not None:
-        env["DCGAN_CPU_THREADS"] = setting
     script = f"import ctypes; print(ctypes.CDLL({kernels.library()!r}).DnnlKernelThreads())"
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    done = run_python(script, env=user_env(DCGAN_CPU_THREADS=setting), timeout=120)
     assert int(done.stdout) == (expected or len(os.sched_getaffinity(0))), done.stderr
 
 
@@ -195,8 +191,5 @@ def test_equal_at_onednns_full_instruction_set():
         "    compare(c, nn.Conv2d(cin, cout, 4, stride, pad_mode='pad', padding=pad, has_bias=False), shape, 11,\n"
         "            FromNCHW(c))\n"
         "print('equal')\n")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="ALL", PYTHONPATH=root)
-    done = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = run_python(script, env=user_env(ONEDNN_MAX_CPU_ISA="ALL"))
     assert done.returncode == 0 and done.stdout.strip().endswith("equal"), done.stderr[-2000:]

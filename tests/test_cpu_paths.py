@@ -3,14 +3,11 @@ the CPU's full instruction set), a first run that must build them, a machine wit
 --fast_cpu off. Each of the last three must train on MindSpore's plain layers or build once, and say so in one line.
 """
 import os
-import shutil
-import subprocess
 import sys
 
 import pytest
 
-from tests.cli import train, user_env
-from tests.conftest import ROOT
+from tests.cli import start_tool, train, user_env
 
 SMALL = ["--dataset", "fake", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch_size", "4", "--max_steps", "2",
          "--metrics_interval", "0"]
@@ -18,7 +15,7 @@ FAST = "fast CPU convolutions: oneDNN kernels"
 CAPPED = "ONEDNN_MAX_CPU_ISA=AVX2 set"
 BUILDING = "building CPU kernels (first run"
 UNAVAILABLE = "fast CPU convolutions unavailable"
-needs_compiler = pytest.mark.skipif(not (shutil.which("g++") or shutil.which("clang++")), reason="no C++ compiler")
+needs_compiler = pytest.mark.usefixtures("cpp_compiler")  # tests/conftest.py: skipped without one, not in CI
 
 
 def trained(run):
@@ -65,8 +62,7 @@ def test_processes_starting_together_build_the_kernels_once(tmp_path):
     """msrun starts every worker of a host at once; the file lock lets one build while the others wait."""
     env = user_env(HOME=tmp_path / "home")
     script = "from src.cpu import kernels; print(kernels.library())"
-    workers = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    workers = [start_tool("-c", script, env=env) for _ in range(3)]
     outputs = [worker.communicate(timeout=600) for worker in workers]
     paths = {out.strip().splitlines()[-1] for out, _ in outputs}
     assert len(paths) == 1 and paths.pop().startswith(str(tmp_path / "home"))

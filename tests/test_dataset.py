@@ -1,8 +1,8 @@
 """src/dataset.py: every reader on tiny fixtures in the real on-disk formats (written by tests/fixtures.py)."""
+import gzip
 import json
 import os
-import subprocess
-import sys
+import struct
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from src.data import DATASETS, NO_SPLIT, detect_format
 from src.dataset import create_dataset
 from src.errors import UserError
 from tests import fixtures as fx
-from tests.cli import train
+from tests.cli import check, run_python, train
 
 STEP = 1 / 127.5  # one uint8 level after scaling to [-1, 1]
 
@@ -64,8 +64,7 @@ def ids_of(batch):
 def test_importing_the_module_does_not_load_mindspore():
     # src/cpu/device.py must set oneDNN variables before MindSpore loads; DATASETS and detect_format work without it.
     code = "import sys, src.dataset; assert 'mindspore' not in sys.modules"
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    subprocess.run([sys.executable, "-c", code], cwd=repo, check=True)
+    check(run_python(code))
 
 
 # --- one test per reader -----------------------------------------------------------------------------------------
@@ -285,6 +284,14 @@ def test_digits_hold_out_a_fixed_stratified_quarter_that_verify_tests_on():
     labels = load_digits().target
     # stratified: every class holds out a quarter of its images, give or take one
     assert np.abs(np.bincount(labels[parts["test"]]) - np.bincount(labels) / 4).max() <= 1
+    # deterministic: drawn again, it is the same split (the fixed seed, not the process's random state)
+    state = np.random.get_state()
+    np.random.seed(12345)
+    digits_split.cache_clear()
+    again = digits_split()
+    np.random.set_state(state)
+    for part in ("train", "test"):
+        np.testing.assert_array_equal(again[part], parts[part])
     # verify.py's split is the same one, whatever its --seed: its test images are exactly the held-out ones.
     for seed in (0, 7):
         splits, note = load_splits("digits", None, image_size=32, nc=1, seed=seed)
@@ -557,10 +564,49 @@ def test_cifar10_python_version(tmp_path):
     raises("python version", "auto", str(tmp_path))
 
 
-def test_mnist_gzipped(tmp_path):
-    root = fx.write_mnist(tmp_path / "mnist", gzip_only=True)
-    raises("gunzip", "mnist", root)
-    raises("gunzip", "auto", root)
+@pytest.mark.parametrize("split, count", [("train", 4), ("test", 2), ("all", 6)])
+def test_mnist_gzipped_idx_files_read_as_the_uncompressed_ones(tmp_path, split, count):
+    plain = fx.write_mnist(tmp_path / "plain", n_train=4, n_test=2, test_image=fx.mnist_black)
+    gzipped = fx.write_mnist(tmp_path / "gz", n_train=4, n_test=2, test_image=fx.mnist_black, gzip_only=True)
+    assert sorted(os.listdir(gzipped)) == sorted(f + ".gz" for f in os.listdir(plain))
+    read = {}
+    for root in (plain, gzipped):
+        ds, info = create_dataset("auto", root, batch_size=1, shuffle=False, split=split)
+        assert (info.name, info.source_nc, info.num_images, info.split) == ("mnist", 1, count, split)
+        read[root] = np.concatenate(all_batches(ds))
+    np.testing.assert_array_equal(read[gzipped], read[plain])
+
+
+def test_mnist_labelled_splits_from_gzipped_files_equal_the_uncompressed_ones(tmp_path):
+    from src.data.labelled import load_splits
+
+    def image(i):
+        return np.full((28, 28), 20 * i, np.uint8)
+
+    plain = fx.write_mnist(tmp_path / "plain", n_train=10, n_test=10, image=image)
+    gzipped = fx.write_mnist(tmp_path / "gz", n_train=10, n_test=10, image=image, gzip_only=True)
+    (a, note), (b, _) = (load_splits("mnist", root, image_size=32, nc=1) for root in (plain, gzipped))
+    assert note == "mnist: official train/test split"
+    for part in ("train", "test"):
+        np.testing.assert_array_equal(a[part][0], b[part][0])
+        np.testing.assert_array_equal(a[part][1], b[part][1])
+        np.testing.assert_array_equal(b[part][1], np.arange(10))
+
+
+def test_mnist_damaged_gzipped_file_is_one_clear_error(tmp_path):
+    root = fx.write_mnist(tmp_path / "mnist", n_test=0, gzip_only=True)
+    images = os.path.join(root, "train-images-idx3-ubyte.gz")
+    with open(images, "rb") as f:
+        data = f.read()
+    with open(images, "wb") as f:
+        f.write(data[:len(data) // 2])
+    raises("cannot read " + images, "mnist", root)
+    with gzip.open(images, "wb") as f:
+        f.write(struct.pack(">IIII", 2049, 4, 28, 28) + bytes(4 * 28 * 28))  # a labels magic number
+    raises("is not an MNIST idx file", "mnist", root)
+    with gzip.open(images, "wb") as f:
+        f.write(struct.pack(">IIII", 2051, 5, 28, 28) + bytes(4 * 28 * 28))  # one image short
+    raises("holds 3136 bytes after its header, not 3920", "mnist", root)
 
 
 def test_mnist_missing_labels(tmp_path):

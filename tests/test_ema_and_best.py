@@ -2,13 +2,10 @@
 eval.py and report.py as a user runs them."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 
-from tests.cli import train, user_env
-from tests.conftest import ROOT
+from tests.cli import run_tool, train
 
 SMALL = ["--ngf", "8", "--ndf", "8", "--nz", "16", "--batch_size", "4", "--log_interval", "1"]
 
@@ -17,10 +14,6 @@ def read_state(path):
     import mindspore as ms
     return {k: v.asnumpy() for k, v in ms.load_checkpoint(path).items() if not isinstance(v, str)}
 
-
-def run_tool(script, *args):
-    return subprocess.run([sys.executable, script, *args], cwd=ROOT, env=user_env(), capture_output=True, text=True,
-                          timeout=600)
 
 def test_ema_update_follows_the_warmed_up_formula():
     import mindspore as ms

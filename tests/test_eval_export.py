@@ -1,15 +1,13 @@
 """eval.py, export.py and infer.py end to end on a checkpoint written by train.py: real processes, real files."""
-import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT
-from tests.trained_run import assert_user_error, check, run_cli, small_digits_run
+from tests.cli import assert_user_error, check, run_tool, user_env
+from tests.trained_run import small_digits_run
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +37,9 @@ def generated(run_dir, tmp_path_factory):
         "step1": ["--ckpt_file", ckpt(run_dir, "generator", 1), "--seed", "7", "--interpolate", "3"],
     }
     for name, args in runs.items():
-        check(run_cli("eval.py", *args, "--num_images", "10", "--format", "npz", "--output_path", out / name))
-    check(run_cli("eval.py", "--ckpt_file", run_dir, "--seed", "8", "--num_images", "5", "--format", "png",
-                  "--output_path", out / "png"))
+        check(run_tool("eval.py", *args, "--num_images", "10", "--format", "npz", "--output_path", out / name))
+    check(run_tool("eval.py", "--ckpt_file", run_dir, "--seed", "8", "--num_images", "5", "--format", "png",
+                   "--output_path", out / "png"))
     return out
 
 
@@ -88,8 +86,8 @@ def exported(run_dir, tmp_path_factory):
     """G as MINDIR and ONNX, D's feature extractor as MINDIR, all with batch size 4."""
     out = tmp_path_factory.mktemp("export")
     for net, fmt in (("G", "MINDIR"), ("G", "ONNX"), ("D", "MINDIR")):
-        result = check(run_cli("export.py", "--ckpt_file", run_dir, "--net", net, "--file_format", fmt,
-                               "--file_name", out / f"dcgan_{net}", "--batch_size", "4"))
+        result = check(run_tool("export.py", "--ckpt_file", run_dir, "--net", net, "--file_format", fmt,
+                                "--file_name", out / f"dcgan_{net}", "--batch_size", "4"))
         assert f"dcgan_{net}.{fmt.lower()}" in result.stdout
     return out
 
@@ -124,8 +122,8 @@ def test_infer_generates_from_the_mindir_alone(exported, generated, tmp_path):
     alone = tmp_path / "deploy"
     alone.mkdir()
     shutil.copy(exported / "dcgan_G.mindir", alone / "g.mindir")
-    result = check(run_cli("infer.py", "--mindir", "g.mindir", "--seed", "7", "--num_images", "10",
-                           "--format", "npz", "--output_path", "out", cwd=alone))
+    result = check(run_tool("infer.py", "--mindir", "g.mindir", "--seed", "7", "--num_images", "10",
+                            "--format", "npz", "--output_path", "out", cwd=alone))
     assert "input [4, 16, 1, 1]" in result.stdout
     images = npz_images(alone / "out")
     assert images.shape == (10, 32, 32, 1)
@@ -150,7 +148,7 @@ def test_onnx_loads_in_onnxruntime_and_matches_mindspore(run_dir, exported):
 
 
 def test_air_off_ascend_is_one_line_and_exit_code_2(run_dir, tmp_path):
-    result = run_cli("export.py", "--ckpt_file", run_dir, "--file_format", "AIR", "--file_name", tmp_path / "g")
+    result = run_tool("export.py", "--ckpt_file", run_dir, "--file_format", "AIR", "--file_name", tmp_path / "g")
     assert_user_error(result, "AIR export needs an Ascend device")
     assert not list(tmp_path.iterdir())
 
@@ -164,7 +162,7 @@ def test_export_flags_are_real_choices(run_dir, tmp_path, args, message):
     args = [a.format(ckpt=run_dir / "ckpt") for a in args]
     if "--ckpt_file" not in args:
         args += ["--ckpt_file", str(run_dir)]
-    assert_user_error(run_cli("export.py", *args, "--file_name", tmp_path / "x"), message)
+    assert_user_error(run_tool("export.py", *args, "--file_name", tmp_path / "x"), message)
 
 
 def save_generator_64px(path, record_architecture):
@@ -196,14 +194,12 @@ def test_bad_checkpoints_are_one_line_and_exit_code_2(run_dir, tmp_path, case, m
     else:
         path = save_generator_64px(tmp_path / "g64.ckpt", record_architecture=case == "64px_recorded")
         extra = ["--image_size", "32"] + (["--nz", "16", "--ngf", "8", "--nc", "1"] if "weights" in case else [])
-    result = run_cli("eval.py", "--ckpt_file", path, "--output_path", tmp_path / "out", *extra)
+    result = run_tool("eval.py", "--ckpt_file", path, "--output_path", tmp_path / "out", *extra)
     assert_user_error(result, message)
 
 
 def test_run_eval_script_passes_extra_options_to_eval(run_dir, tmp_path):
     """bash scripts/run_eval.sh IMG CKPT [DEVICE_TARGET] [eval.py options]: relative paths are the caller's."""
-    result = subprocess.run(["bash", f"{ROOT}/scripts/run_eval.sh", "img", str(run_dir), "CPU", "--num_images", "4",
-                             "--format", "npz"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                            env=dict(os.environ, PYTHON=sys.executable))
-    check(result)
+    check(run_tool("scripts/run_eval.sh", "img", run_dir, "CPU", "--num_images", 4, "--format", "npz", cwd=tmp_path,
+                   env=user_env(PYTHON=sys.executable)))
     assert npz_images(tmp_path / "img").shape == (4, 32, 32, 1)

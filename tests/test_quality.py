@@ -8,8 +8,6 @@ MNIST / class-folder / flat-folder fixtures; classifiers train for seconds.
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,8 +15,7 @@ from scipy import ndimage
 
 from src.errors import UserError
 from tests import fixtures
-from tests.cli import train, user_env
-from tests.conftest import ROOT
+from tests.cli import run_tool, train
 
 LOG = []
 
@@ -312,8 +309,7 @@ def test_a_feature_model_that_is_not_one_is_refused(tmp_path):
 # -- calc_metrics.py, end to end -----------------------------------------------------------------------------------
 
 def calc_metrics(*args):
-    return subprocess.run([sys.executable, "calc_metrics.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=user_env(), timeout=600)
+    return run_tool("calc_metrics.py", *args)
 
 
 def test_calc_metrics_prints_one_json_line_and_appends_it_to_the_run(tmp_path, judge, cache):

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from urllib.parse import unquote
 
@@ -17,9 +16,8 @@ from src.outputs.visuals import save_grid
 from src.run.directory import write_status
 from src.report import render_report
 from src.report.figures import GIF_LAST_FRAME_MS, epoch_boundaries, smooth
-from tests.cli import user_env
+from tests.cli import check, run_tool, train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS_PER_EPOCH, EPOCHS, LOG_INTERVAL, SAMPLE_INTERVAL = 12, 3, 3, 8
 
 
@@ -216,14 +214,16 @@ def test_smoothing_and_epoch_marks():
     assert epoch_boundaries(records) == [(4, 2), (8, 3)]
 
 
-def test_a_bad_run_directory_is_one_line_and_exit_code_2(tmp_path):
+def test_a_bad_run_directory_is_refused_by_name(tmp_path):
     with pytest.raises(UserError, match="not a run directory"):
         render_report(str(tmp_path / "missing"))
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(UserError, match="cannot read"):
         render_report(str(tmp_path))
-    result = subprocess.run([sys.executable, "report.py", str(tmp_path / "missing")], env=user_env(), cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+
+
+def test_a_bad_run_directory_is_one_line_and_exit_code_2(tmp_path):
+    result = run_tool("report.py", tmp_path / "missing", timeout=60)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "not a run directory" in result.stderr
 
@@ -235,13 +235,9 @@ def test_a_bad_run_directory_is_one_line_and_exit_code_2(tmp_path):
 def real_run(tmp_path_factory):
     """`train.py --dataset fake` for 4 steps (grids at steps 2 and 4), then `report.py` on its run directory."""
     run_dir = tmp_path_factory.mktemp("real") / "run"
-    train = subprocess.run([sys.executable, "train.py", "--dataset", "fake", "--max_steps", "4", "--batch_size", "8",
-                            "--output_path", str(run_dir), "--sample_interval", "2", "--log_interval", "1"],
-                           env=user_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert train.returncode == 0, train.stderr[-3000:]
-    report = subprocess.run([sys.executable, "report.py", str(run_dir)], cwd=ROOT, capture_output=True, text=True,
-                            env=user_env(), timeout=120)
-    assert report.returncode == 0, report.stderr[-3000:]
+    train("--dataset", "fake", "--max_steps", 4, "--batch_size", 8, "--output_path", run_dir, "--sample_interval", 2,
+          "--log_interval", 1)
+    report = check(run_tool("report.py", run_dir, timeout=120))
     return run_dir, report.stdout.strip()
 
 

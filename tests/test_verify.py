@@ -6,7 +6,8 @@ import pytest
 
 from src.errors import UserError
 from tests import fixtures as fx
-from tests.trained_run import assert_user_error, check, run_cli, small_digits_run
+from tests.cli import assert_user_error, check, run_tool
+from tests.trained_run import small_digits_run
 
 
 @pytest.fixture(scope="module")
@@ -15,8 +16,8 @@ def run_dir(tmp_path_factory):
 
 
 def test_verify_on_digits_prints_accuracy_and_both_baselines(run_dir, tmp_path):
-    result = check(run_cli("verify.py", "--ckpt_file", run_dir, "--dataset", "digits", "--num_labels", "60",
-                           "--output_path", tmp_path))
+    result = check(run_tool("verify.py", "--ckpt_file", run_dir, "--dataset", "digits", "--num_labels", "60",
+                            "--output_path", tmp_path))
     lines = result.stdout.strip().splitlines()
     report = json.loads(lines[-1])
     assert len(lines) == 1  # one JSON line, nothing else on stdout
@@ -41,7 +42,7 @@ def test_bad_input_is_one_line_and_exit_code_2(run_dir, args, message):
     args = [a.format(ckpt=run_dir / "ckpt") for a in args]
     if "--ckpt_file" not in args:
         args += ["--ckpt_file", str(run_dir)]
-    assert_user_error(run_cli("verify.py", *args), message)
+    assert_user_error(run_tool("verify.py", *args), message)
 
 
 def test_scaler_is_fitted_on_the_training_examples_only():
@@ -77,8 +78,8 @@ def _blobs(rng, sizes, dims, classes=3):
 
 
 @pytest.mark.parametrize("n, dims, duplicates", [
-    (90, 300, False),  # fewer examples than dims: liblinear's dual solver, run on the Cholesky factor of the Gram matrix
-    (90, 300, True),   # repeated examples (a singular Gram matrix): the orthonormal-basis route instead
+    (90, 300, False),  # fewer examples than dims: liblinear's dual solver, run on the triangular factor of the rows
+    (90, 300, True),   # repeated examples (a singular Gram matrix): the same factor, weights mapped back exactly
     (150, 40, False),  # more examples than dims: the primal solver, run on rotated features
 ])
 def test_linear_search_equals_the_plain_scikit_learn_protocol(n, dims, duplicates):

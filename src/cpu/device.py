@@ -1,4 +1,7 @@
-"""Device and process setup: the one place that reads or writes environment variables.
+"""Device and process setup: the one Python module that reads or sets the environment variables MindSpore and
+oneDNN act on (ONEDNN_MAX_CPU_ISA, MS_ROLE, DEVICE_ID, MS_NODE_TIMEOUT). Two more are read where they are used:
+CXX, the compiler of the project's CPU kernels (src/cpu/kernels/__init__.py), and DCGAN_CPU_THREADS, the kernels'
+thread count, by their C++ runtime (src/cpu/kernels/dnnl_runtime.h).
 
 oneDNN (MindSpore's CPU convolution library) picks a slow reference kernel for NCHW fp32 convolutions on CPUs with
 AVX-512 unless its instruction set is capped at AVX2 (measured on a 2-core Xeon at B=128, 32 px: 27 s -> 0.69 s

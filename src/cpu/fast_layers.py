@@ -5,7 +5,8 @@ convolution holds the same `weight` Parameter (shape and name): checkpoints load
 initialises it like the plain layer. Only `construct` differs. tests/test_fast_layers.py and tests/test_cpu_kernels.py
 check outputs and gradients against the plain layers.
 
-Why (MindSpore 2.10 CPU, measured with ONEDNN_VERBOSE=1, see bench/RESULTS.md): MindSpore hands oneDNN plain NCHW tensors, and oneDNN runs a convolution whose kernel covers the
+Why (MindSpore 2.10 CPU, measured with ONEDNN_VERBOSE=1 on 2-core AMD EPYC and Intel Xeon VMs with AVX-512, see
+bench/RESULTS.md): MindSpore hands oneDNN plain NCHW tensors, and oneDNN runs a convolution whose kernel covers the
 whole input (D's last 512 -> 1 layer, 4x4 valid on 4x4) and the 1x1 -> 4x4 first layer of G through slow generic
 code paths (`ref:any` for D's head, forward and both gradients). Both are plain matrix products and run as MatMul.
 All other convolutions of G and D run as oneDNN custom ops (DnnlConv2d, DnnlConv2dTranspose below,

@@ -3,6 +3,7 @@
     options.py    dataset names, sizes, channels, splits, and the check of a request's options
     source.py     Request and Reader (a validated source), MindSpore helpers shared by every pipeline
     readers.py    one reader per on-disk format (MindSpore's own readers), detect_format, the digits hold-out
+    mnist.py      MNIST's idx files, plain or gzip'ed
     transforms.py reader output -> network input (resize, crop, channels, [-1, 1], CHW)
     in_memory.py  images held in memory (the digits): transformed once, each epoch batched with numpy
     bad_files.py  unreadable files found while decoding: skipped, counted, named, the epoch topped up
@@ -18,8 +19,8 @@ from src.data.bad_files import BadFiles, decoded_twice
 from src.data.in_memory import batched_epoch
 from src.data.options import (BUILT_IN, CHANNELS, DATASETS, DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, IMAGE_SIZES,
                               NO_SPLIT, ONLY_SPLIT, SPLITS, check_options)
-from src.data.readers import (MNIST_FILES, detect_format, digits_arrays, digits_split, existing_dir, image_subdirs,
-                              open_reader)
+from src.data.mnist import MNIST_FILES
+from src.data.readers import detect_format, digits_arrays, digits_split, existing_dir, image_subdirs, open_reader
 from src.data.source import Request, count_images, mindspore_dataset, mindspore_reason
 from src.data.transforms import pixel_transforms
 

@@ -12,8 +12,8 @@ import os
 import numpy as np
 
 from src.data.options import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION
-from src.data.readers import MNIST_FILES, cifar10_batches, digits_arrays, digits_split, existing_dir, image_subdirs, \
-    open_reader
+from src.data import mnist
+from src.data.readers import cifar10_batches, digits_arrays, digits_split, existing_dir, image_subdirs, open_reader
 from src.data.source import Request, mindspore_dataset, mindspore_reason
 from src.data.transforms import pixel_transforms
 from src.errors import UserError
@@ -64,7 +64,7 @@ def _digits(image_size, nc):
     _, labels = digits_arrays()
     label_ds = mindspore_dataset()[0].NumpySlicesDataset(labels, column_names=["label"], shuffle=False)
     images, _ = _read(reader.open(shuffle=False).zip(label_ds), reader, image_size, nc, "digits", "scikit-learn")
-    splits = {part: (images[index], labels[index]) for part, index in digits_split(labels).items()}
+    splits = {part: (images[index], labels[index]) for part, index in digits_split().items()}
     note = (f"digits: the fixed stratified {1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} train/test split "
             f"(seed {DIGITS_SPLIT_SEED}) that training holds out too")
     return splits, note
@@ -97,9 +97,9 @@ def load_splits(name, data_path, image_size=32, nc=3, seed=0):
                                   has_split, reader, image_size, nc, seed)
     if name == "mnist":
         reader = open_reader("mnist", request)  # validates the idx files
-        has_split = all(os.path.isfile(os.path.join(path, f)) for pair in MNIST_FILES for f in pair)
-        return _official_or_split(name, lambda usage: ds.MnistDataset(path, usage=usage, shuffle=False),
-                                  has_split, reader, image_size, nc, seed)
+        files = mnist.split_files(path)
+        return _official_or_split(name, lambda usage: mnist.opener(path, files, usage)(shuffle=False),
+                                  len(files) == 2, reader, image_size, nc, seed)
     if not image_subdirs(path):
         raise UserError(f"verify needs labelled images: class sub-folders of images in {path} "
                         "(the folder name is the label)")

@@ -1,5 +1,6 @@
-"""One reader per on-disk format, each MindSpore's own dataset reader: validate what is on disk, then return a
-Reader (src/data/source.py) whose open(**sampler options) creates the MindSpore dataset.
+"""One reader per on-disk format (MNIST's in mnist.py, MindRecord's in mindrecord.py), MindSpore's own dataset
+readers where they fit: validate what is on disk, then return a Reader (src/data/source.py) whose
+open(**sampler options) creates the MindSpore dataset.
 
 Only one split is read: "train", "test" or "all", mapped onto each dataset's official split (CIFAR-10 and MNIST
 files, CelebA's list_eval_partition.txt, LSUN's _train/_val folders, and for the built-in digits a fixed stratified
@@ -8,25 +9,19 @@ holding only one split reads what it has; datasets without official splits (imag
 read whole. Reader.split says what is actually read.
 """
 import functools
-import hashlib
-import importlib.metadata
-import importlib.util
 import os
 
 import numpy as np
 
-from src.data import mindrecord
+from src.data import mindrecord, mnist
 from src.data.bad_files import find_files, tag_with_path
 from src.data.options import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, NO_SPLIT, ONLY_SPLIT
-from src.data.source import Reader, mindspore_dataset
+from src.data.source import Reader, choose_split, mindspore_dataset, numpy_slices
 from src.errors import UserError
-from src.files import user_cache_dir, write_atomically
 
 # MindSpore matches extensions case-sensitively, so list both spellings.
 IMAGE_EXTENSIONS = tuple(e for ext in (".jpg", ".jpeg", ".png", ".bmp") for e in (ext, ext.upper()))
 CIFAR10_BATCH_BYTES = 10000 * (1 + 32 * 32 * 3)  # Cifar10Dataset reads exactly 10,000 records from every batch file
-MNIST_FILES = (("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-               ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
 # LSUNDataset only picks up folders whose names contain one of these categories plus "_train" or "_val".
 LSUN_CATEGORIES = ("bedroom", "bridge", "church_outdoor", "classroom", "conference_room", "dining_room", "kitchen",
                    "living_room", "restaurant", "tower")
@@ -94,7 +89,7 @@ def detect_format(data_path):
     """Return one of mindrecord / cifar10 / mnist / celeba / lsun / folder from what is on disk at data_path, checked
     in that order: mindrecord: prepare_data.py's images.mindrecord* files;
     cifar10: *batch*.bin files here or in cifar-10-batches-bin/ (or the unreadable python version, to explain it);
-    mnist: train-/t10k- idx files (or their .gz, to explain it); celeba: list_attr_celeba.txt or img_align_celeba/;
+    mnist: train-/t10k- idx files, plain or .gz; celeba: list_attr_celeba.txt or img_align_celeba/;
     lsun: <category>_train / <category>_val folders; folder: images here or in sub-folders.
     Raises UserError if the path is missing, empty or holds none of these."""
     path = existing_dir(data_path, "auto")
@@ -103,7 +98,7 @@ def detect_format(data_path):
         return "mindrecord"
     if _cifar10_root(path) or "cifar-10-batches-py" in names:
         return "cifar10"
-    if any(f in names or f + ".gz" in names for pair in MNIST_FILES for f in pair):
+    if mnist.has_files(names):
         return "mnist"
     if "list_attr_celeba.txt" in names or "img_align_celeba" in names:
         return "celeba"
@@ -118,15 +113,6 @@ def detect_format(data_path):
 
 # ---------------------------------------------------------------------------------------------------------------
 # One builder per reader. Each validates what it needs on disk, then returns a Reader.
-
-def _choose_split(requested, present):
-    """(usage, description) for a dataset whose official splits on disk are `present` (a non-empty subset of
-    ("train", "test")): the requested split when it is there, else the one split the directory holds."""
-    if len(present) == 1:
-        (only,) = present
-        return only, only if requested == only else ONLY_SPLIT.format(only)
-    return requested, requested
-
 
 def _cifar10(req):
     root = _cifar10_root(req.path)
@@ -145,27 +131,9 @@ def _cifar10(req):
     if not present:
         raise UserError(f"no CIFAR-10 binary batches (data_batch_*.bin, test_batch.bin) in {root}: "
                         f"found only {', '.join(batches)}")
-    usage, split = _choose_split(req.split, present)
+    usage, split = choose_split(req.split, present)
     ds, _ = mindspore_dataset()
     return Reader(lambda **kw: ds.Cifar10Dataset(root, usage=usage, **kw), source_nc=3, root=root, split=split)
-
-
-def _mnist(req):
-    path = req.path
-    present = []
-    for split, (images, labels) in zip(("train", "test"), MNIST_FILES):
-        have = [os.path.isfile(os.path.join(path, f)) for f in (images, labels)]
-        if any(have) and not all(have):
-            raise UserError(f"MNIST in {path} needs both {images} and {labels}")
-        if all(have):
-            present.append(split)
-    if not present:
-        gz = any(os.path.isfile(os.path.join(path, f + ".gz")) for pair in MNIST_FILES for f in pair)
-        raise UserError(f"no MNIST idx files ({', '.join(MNIST_FILES[0])}) in {path}"
-                        + ("; decompress the .gz files first (gunzip)" if gz else ""))
-    usage, split = _choose_split(req.split, present)
-    ds, _ = mindspore_dataset()
-    return Reader(lambda **kw: ds.MnistDataset(path, usage=usage, **kw), source_nc=1, root=path, split=split)
 
 
 def _celeba_first_image(attr_file):
@@ -259,7 +227,7 @@ def _lsun(req):
     # reads them. In the reader's terms the splits on disk are "train" (_train folders) and "test" (_val folders).
     present = [s for s, suffix in (("train", "_train"), ("test", "_val"))
                if any(suffix in os.path.basename(f) for f in folders)]
-    usage, split = _choose_split(req.split, present)
+    usage, split = choose_split(req.split, present)
     usage = LSUN_USAGE[usage]
     if split == "test":
         split = "val (LSUN's _val folders stand in for test)"
@@ -272,21 +240,12 @@ def _lsun(req):
                    locate=lambda keys: find_files(read, set(keys)), split=split)
 
 
-def _numpy_slices(data, label=False):
-    """open() for NumpySlicesDataset over `data`, always with one worker: slicing memory is trivial, and with more
-    workers the underlying GeneratorDataset starts worker processes (about 5 s before the first batch). With
-    label=True a second column "label" (zeros) comes with it."""
-    ds, _ = mindspore_dataset()
-    columns = (data, np.zeros(len(data), np.int32)) if label else data
-    names = ["image", "label"] if label else ["image"]
-    return lambda **kw: ds.NumpySlicesDataset(columns, column_names=names, **dict(kw, num_parallel_workers=1))
-
-
 def _file_list_reader(files, root, split=NO_SPLIT):
     # ImageFolderDataset needs class sub-folders. Pointed at the parent with class_indexing={folder: 0} it reads the
     # right files, but its get_dataset_size() still counts every sibling folder. A list of paths through
     # NumpySlicesDataset keeps the count, shuffling and sharding exact; the map reads and decodes the files.
-    return Reader(_numpy_slices(files, label=True), source_nc=3, encoded="path", root=root, split=split)
+    return Reader(numpy_slices(files, np.zeros(len(files), np.int32)), source_nc=3, encoded="path", root=root,
+                  split=split)
 
 
 def _image_folder(req):
@@ -313,97 +272,42 @@ def _fake(req):
                                                     base_seed=req.seed, **kw), source_nc=nc)
 
 
-# Importing scikit-learn (and scipy.stats with it) took 0.6-1.6 s of every training start on a 2-core VM, for a
-# 25 ms read: the digits are read from the file it ships, and the hold-out it draws is cached (bench/startup.py).
-def _sklearn_digits_file():
-    """scikit-learn's digits.csv.gz (what load_digits reads), found without importing scikit-learn; or None."""
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.origin:
-        return None
-    path = os.path.join(os.path.dirname(spec.origin), "datasets", "data", "digits.csv.gz")
-    return path if os.path.isfile(path) else None
-
-
-@functools.cache  # every training epoch opens the digits again; parsing the file took 5 ms of it
+@functools.cache  # every training epoch opens the digits again
 def digits_arrays():
-    """scikit-learn's 1,797 8x8 digits as uint8 0..255 (N, 8, 8, 1) images (values 0..16 scaled), and their labels,
-    exactly as load_digits returns them (read from its file with numpy: load_digits' own parse). Read-only: the
-    arrays are shared by every caller."""
-    path = _sklearn_digits_file()
-    if path is None:
-        from sklearn.datasets import load_digits
+    """scikit-learn's 1,797 8x8 digits (load_digits) as uint8 0..255 (N, 8, 8, 1) images (values 0..16 scaled),
+    and their int64 labels. Read-only: the arrays are shared by every caller in the process."""
+    from sklearn.datasets import load_digits
 
-        digits = load_digits()
-        images, labels = digits.images, digits.target
-    else:
-        data = np.loadtxt(path, delimiter=",")
-        images, labels = data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
-    images, labels = np.rint(images * (255.0 / 16.0)).astype(np.uint8)[..., None], labels.astype(np.int64)
+    digits = load_digits()
+    images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = digits.target.astype(np.int64)
     images.flags.writeable = labels.flags.writeable = False
     return images, labels
 
 
-def digits_split(labels=None):
-    """{"train": indices, "test": indices} into the digits (sorted): the fixed stratified hold-out, 1,347 / 450,
-    drawn with DIGITS_SPLIT_SEED whatever the run's seed (src/data/labelled.py holds out the same ones). Drawn by
-    scikit-learn's train_test_split once per scikit-learn version and set of labels, then read from a cache file
-    (~/.cache/dcgan); an unwritable cache only means drawing it again."""
-    if labels is None:
-        labels = digits_arrays()[1]
-    labels = np.asarray(labels, np.int64)
-    key = hashlib.sha256(f"{_sklearn_version()}|{DIGITS_TEST_FRACTION}|{DIGITS_SPLIT_SEED}|".encode()
-                         + labels.tobytes()).hexdigest()[:16]
-    if key not in _DIGITS_SPLITS:  # once per process: every training epoch opens the split again
-        split = _cached_digits_split(key, labels)
-        for indices in split.values():
-            indices.flags.writeable = False  # shared by every caller in the process
-        _DIGITS_SPLITS[key] = split
-    return _DIGITS_SPLITS[key]
-
-
-_DIGITS_SPLITS = {}
-
-
 @functools.cache
-def _sklearn_version():
-    try:
-        return importlib.metadata.version("scikit-learn")
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
-
-
-def _cached_digits_split(key, labels):
-    cache = user_cache_dir(f"digits_split_{key}.npz")
-    try:
-        with np.load(cache) as saved:
-            return {"train": saved["train"], "test": saved["test"]}
-    except (OSError, KeyError, ValueError):
-        pass
+def digits_split():
+    """{"train": indices, "test": indices} into the digits (sorted): the fixed stratified hold-out, 1,347 / 450,
+    drawn by train_test_split with DIGITS_SPLIT_SEED whatever the run's seed (src/data/labelled.py holds out the
+    same ones). Drawn once per process; read-only."""
     from sklearn.model_selection import train_test_split
 
+    labels = digits_arrays()[1]
     train, test = train_test_split(np.arange(len(labels)), test_size=DIGITS_TEST_FRACTION, stratify=labels,
                                    random_state=DIGITS_SPLIT_SEED)
     split = {"train": np.sort(train), "test": np.sort(test)}
-
-    def write(tmp):
-        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a name
-            np.savez(f, **split)
-
-    try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        write_atomically(cache, write)
-    except OSError:
-        pass
+    for indices in split.values():
+        indices.flags.writeable = False
     return split
 
 
 def _digits(req):
     """The built-in digits of the requested split (see digits_split), in load_digits order."""
-    images, labels = digits_arrays()
+    images, _ = digits_arrays()
     split = req.split if req else "all"
     if split != "all":
-        images = images[digits_split(labels)[split]]
-    return Reader(_numpy_slices(images), source_nc=1, split=split, pixels=images)
+        images = images[digits_split()[split]]
+    return Reader(numpy_slices(images), source_nc=1, split=split, pixels=images)
 
 
 def _mindrecord(req):
@@ -416,14 +320,13 @@ READERS = {
     "folder": _image_folder,
     "lfw": _image_folder,
     "cifar10": _cifar10,
-    "mnist": _mnist,
+    "mnist": mnist.reader,
     "celeba": _celeba,
     "lsun": _lsun,
     "fake": _fake,
     "digits": _digits,
     "mindrecord": _mindrecord,
 }
-
 
 
 def open_reader(name, request):

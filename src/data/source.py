@@ -4,7 +4,9 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from src.data.bad_files import Decoder
-from src.data.options import NO_SPLIT
+import numpy as np
+
+from src.data.options import NO_SPLIT, ONLY_SPLIT
 from src.errors import UserError
 
 
@@ -39,11 +41,29 @@ class Reader:
         return [Decoder(self.encoded)] if self.encoded else []
 
 
+def choose_split(requested, present):
+    """(usage, description) for a dataset whose official splits on disk are `present` (a non-empty subset of
+    ("train", "test")): the requested split when it is there, else the one split the directory holds."""
+    if len(present) == 1:
+        (only,) = present
+        return only, only if requested == only else ONLY_SPLIT.format(only)
+    return requested, requested
+
+
 def mindspore_dataset():
     """mindspore.dataset and its vision ops, imported on first use (see the module docstring)."""
     import mindspore.dataset as ds
     import mindspore.dataset.vision as vision
     return ds, vision
+
+
+def numpy_slices(images, labels=None):
+    """open() for NumpySlicesDataset over `images` (column "image"; with `labels`, a second column "label"),
+    always with one worker: slicing memory is trivial, and with more workers the underlying GeneratorDataset
+    starts worker processes (seconds before the first batch)."""
+    ds, _ = mindspore_dataset()
+    columns, names = (images, ["image"]) if labels is None else ((images, np.asarray(labels)), ["image", "label"])
+    return lambda **kw: ds.NumpySlicesDataset(columns, column_names=names, **dict(kw, num_parallel_workers=1))
 
 
 def mindspore_reason(error):

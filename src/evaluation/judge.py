@@ -117,10 +117,9 @@ class QualityJudge:
     """Scores generators against one dataset's real images with a fixed choice of metrics, latent sample and seed.
 
     Everything is prepared here, when the judge is built (not lazily): the real images are read and reduced to what
-    the metrics compare, the classifier of cfid/ckid is loaded from its cache or trained (tens of seconds on
-    digits, once), the feature model loaded. Bad input (unknown dataset or metric, a classifier metric on unlabelled
-    data, a missing feature model) raises src.errors.UserError here. Afterwards evaluate() only generates and
-    measures: a few seconds for 1,000 digits images on a 2-core CPU.
+    the metrics compare, the classifier of cfid/ckid is loaded from its cache or trained (once per dataset), the
+    feature model loaded. Bad input (unknown dataset or metric, a classifier metric on unlabelled data, a missing
+    feature model) raises src.errors.UserError here. Afterwards evaluate() only generates and measures.
 
     dataset, data_path  as train.py's --dataset / --data_path ("auto" is resolved)
     image_size, nc      of the generated images (nc=None: the dataset's own)

@@ -113,31 +113,20 @@ def _compact(x):
     x_i . x_j + 1 (its intercept is a constant feature of value 1, penalised like the weights), the primal Newton
     method (N >= D) through products with vectors in the rows' span (it has no preconditioner, so a rotation of the
     features changes nothing). So any rows with the same inner products give the same iterates, the same random
-    coordinate order and the same stopping point, up to rounding:
-      N < D   z = L with L L^T = x x^T + 1 (Cholesky; lower triangular, so liblinear, which skips zeros, sees
-              N^2/2 numbers instead of N * D: 7 168 -> ~540 per digits row), intercept inside z;
+    coordinate order and the same stopping point, up to rounding. Both are a QR factorisation, whose Q maps the
+    weights back exactly, whatever the rows' rank:
+      N < D   z = R^T with [x 1]^T = Q R, the intercept inside z (z z^T = x x^T + 1); lower triangular, so
+              liblinear, which skips zeros, sees N^2/2 numbers instead of N * D (7 168 -> ~540 per digits row);
       N >= D  z = R^T with x^T = Q R (a rotation; trapezoidal, half the numbers of x)."""
     x = np.asarray(x, dtype=np.float64)
     n, d = x.shape
     if n < d:
-        try:
-            chol = np.linalg.cholesky(x @ x.T + 1.0)
-            diag = np.diag(chol)
-            # Pivots spanning more than 1e4 flag a nearly singular Gram matrix (nearly repeated examples), where
-            # mapping the weights back through L^-1 would lose precision. Digits D features: 0.08.
-            well_conditioned = diag.min() > 1e-4 * diag.max()
-        except np.linalg.LinAlgError:  # rank < N - 1, e.g. repeated images
-            well_conditioned = False
-        if well_conditioned:
-            def to_original(svm):  # w = [x 1]^T beta with L^T beta = w_z: beta are the dual weights alpha_i y_i
-                from scipy.linalg import solve_triangular
-                beta = solve_triangular(chol.T, svm.coef_.T, lower=False)
-                return beta.T @ x, beta.sum(axis=0)
-            return chol, False, to_original
-        # Ill-conditioned: an orthonormal basis of the rows and the constant feature instead (slower, exact).
         basis, r = np.linalg.qr(np.hstack([x, np.ones((n, 1))]).T)
-        return np.ascontiguousarray(r.T), False, lambda svm: ((svm.coef_ @ basis.T)[:, :d],
-                                                              (svm.coef_ @ basis.T)[:, d])
+
+        def to_original(svm):
+            weights = svm.coef_ @ basis.T  # in [x 1]'s dims: the last one is the intercept
+            return weights[:, :d], weights[:, d]
+        return np.ascontiguousarray(r.T), False, to_original
     basis, r = np.linalg.qr(x.T)
     return np.ascontiguousarray(r.T), True, lambda svm: (svm.coef_ @ basis.T, svm.intercept_)
 
@@ -164,7 +153,7 @@ class _Task:
         return (scaler, *_compact(scaler.transform(x)))
 
     def estimator(self, prepared, C):
-        scaler, z, fit_intercept, _ = prepared
+        _, z, fit_intercept, _ = prepared
         if self.kind != "linear":
             return make_classifier(self.kind, C, self.seed)
         dual = len(z) < self.train_x.shape[1]  # what dual="auto" picks for the original rows

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.cli import user_env
+from tests.cli import command as tool_command, run_tool, start_tool, user_env
 from tests.conftest import ROOT
 
 SMALL = ["--ngf", "8", "--ndf", "8", "--nz", "16", "--batch_size", "4", "--log_interval", "1"]
@@ -32,12 +32,11 @@ def launcher_env(**extra):
 
 
 def msrun(workers, dataset, save, *args, env=None, wait=True):
-    command = ["bash", "scripts/run_distribute_train_msrun.sh", str(workers), dataset, str(save), "CPU", *args]
+    launch = ("scripts/run_distribute_train_msrun.sh", workers, dataset, save, "CPU", *args)
     env = env or launcher_env(MASTER_PORT=free_port())
     if not wait:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        return start_tool(*launch, env=env, start_new_session=True)
+    result = run_tool(*launch, env=env)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -92,8 +91,7 @@ def second_host():
 def test_two_launcher_invocations_with_node_ranks_form_one_job(tmp_path, second_host):
     run = tmp_path / "run"
     env = dict(NODES=2, MASTER_ADDR="10.213.0.1", MASTER_PORT=free_port())
-    command = ["bash", "scripts/run_distribute_train_msrun.sh", "2", "fake", str(run), "CPU", "--max_steps", "3",
-               *SMALL]
+    command = tool_command("scripts/run_distribute_train_msrun.sh", 2, "fake", run, "CPU", "--max_steps", 3, *SMALL)
     nodes = [subprocess.Popen(prefix + command, cwd=ROOT, env=launcher_env(NODE_RANK=rank, **env),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for rank, prefix in ((0, []), (1, second_host))]
@@ -208,9 +206,8 @@ def test_rank_table_launcher_starts_one_process_per_device_with_its_environment(
     table.write_text(json.dumps(RANK_TABLE))
     fake, record = recording_interpreter(tmp_path)
     save = tmp_path / "run"
-    result = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(table), "digits", str(save),
-                             "--max_steps", "5"], cwd=ROOT, env=user_env(PYTHON=str(fake)),
-                            capture_output=True, text=True, timeout=120)
+    result = run_tool("scripts/run_distribute_train.sh", table, "digits", save, "--max_steps", 5,
+                      env=user_env(PYTHON=fake), timeout=120)
     assert result.returncode == 0, result.stderr
     for _ in range(100):  # the ranks run in the background
         if record.exists() and len(record.read_text().splitlines()) == 2:
@@ -234,9 +231,8 @@ def test_rank_table_launcher_refuses_a_bad_table_in_one_line(tmp_path, content, 
     table = tmp_path / "table.json"
     if content is not None:
         table.write_text(content)
-    result = subprocess.run(["bash", "scripts/run_distribute_train.sh", str(table), "digits", str(tmp_path / "run")],
-                            cwd=ROOT, env=user_env(PYTHON=sys.executable), capture_output=True, text=True,
-                            timeout=60)
+    result = run_tool("scripts/run_distribute_train.sh", table, "digits", tmp_path / "run",
+                      env=user_env(PYTHON=sys.executable), timeout=60)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr

@@ -5,13 +5,12 @@ import os
 import pickle
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from tests.cli import train, user_env
+from tests.cli import start_tool, train
 from tests.conftest import ROOT
 
 SMALL = ["--dataset", "fake", "--epoch_size", "2", "--ngf", "8", "--ndf", "8", "--nz", "16", "--batch_size", "4",
@@ -39,8 +38,7 @@ def uninterrupted(tmp_path_factory):
 
 
 def start(run, *extra):
-    return subprocess.Popen([sys.executable, "train.py", *SMALL, "--output_path", str(run), "--max_steps", str(STEPS),
-                             *extra], env=user_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return start_tool("train.py", *SMALL, "--output_path", run, "--max_steps", STEPS, *extra, output=subprocess.DEVNULL)
 
 
 def kill_when(process, condition, timeout=300):

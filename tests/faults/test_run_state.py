@@ -2,15 +2,12 @@
 directory, and Ctrl-C / SIGTERM save the step they stop at. Real train.py processes throughout."""
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from tests.cli import train, user_env
-from tests.conftest import ROOT
+from tests.cli import run_tool, start_tool, train
 from tests.faults.test_checkpoint_faults import SMALL, STEPS, assert_same_state, logged_step, state
 
 
@@ -19,8 +16,7 @@ def config(run):
 
 
 def start(run, *extra):
-    return subprocess.Popen([sys.executable, "train.py", *SMALL, "--output_path", str(run), *extra], cwd=ROOT,
-                            env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_tool("train.py", *SMALL, "--output_path", run, *extra)
 
 
 def wait_for(process, condition, timeout=300):
@@ -61,8 +57,7 @@ def test_a_second_trainer_is_refused_while_readers_are_safe_and_a_killed_run_lea
         second = train("--resume", "--output_path", str(run), check=False)
         assert second.returncode == 2 and "in use by a training process" in second.stderr
         assert len(second.stderr.strip().splitlines()) == 1
-        report = subprocess.run([sys.executable, "report.py", str(run)], cwd=ROOT, capture_output=True, text=True,
-                                env=user_env(), timeout=300)
+        report = run_tool("report.py", run, timeout=300)
         assert report.returncode == 0, report.stderr[-2000:]
         assert first.poll() is None  # the running trainer was not disturbed
     finally:

@@ -33,7 +33,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KERNELS = ("dnnl_conv.cc", "conv_gemm.cc", "dnnl_eltwise.cc", "batch_norm_act.cc")
 SOURCES = KERNELS + ("conv_gemm.h", "dnnl_runtime.h", "dnnl_api.h", "self_check.py")
 COMPILERS = ("g++", "clang++")  # after $CXX
-BUILD_SECONDS = 5  # what the build line announces (g++ 12, 2 cores: 3-5.5 s with the check, loaded AMD EPYC)
+# What the build line announces. Parallel compile + self-check with g++ 12 on a 2-core AMD EPYC (AVX-512): 2.3-4.2 s
+# at load average ~1.5-2, 7-10 s at 3-6 while other jobs shared the cores (measured 2026-12-06).
+BUILD_SECONDS = 5
 CHECKED = ".checked"  # suffix of the marker a library gets when self_check.py passed it
 
 BUILD = {}  # {"path": the library or None} once library() has run in this process (tests reset it)

@@ -2,8 +2,8 @@
 // as one matrix product over the whole batch.
 //
 // Why: oneDNN's direct convolution kernels block over output pixels; with 16 of them per image they lose
-// efficiency (this 8.6-GFLOP layer: forward 41 ms, backward-data 46, backward-weights 50 at B=128 on 2 cores),
-// while oneDNN's matmul (brg_matmul) runs the same arithmetic in ~30 ms. So each of the three passes becomes one
+// efficiency (this 8.6-GFLOP layer: forward 41 ms, backward-data 46, backward-weights 50 at B=128 on a 2-core
+// Intel Xeon with AVX-512), while oneDNN's matmul (brg_matmul) runs the same arithmetic in ~30 ms. So each of the three passes becomes one
 // product on the im2col matrix col (M x K), M = n * ho * wo output pixels, K = c * k * k kernel taps (row-major,
 // columns ordered c, kh, kw). Activations are NHWC (see dnnl_conv.cc), so y and dy are (M x o) matrices as they lie:
 //   forward           y (M x o) = col (M x K) . W^T
@@ -150,7 +150,7 @@ bool gemm_conv_preferred(ConvPass pass, const ConvGeometry &g) {
     // last layer, a transposed convolution, forward), where oneDNN's direct kernel (brgconv_strided) blocks over
     // the few input channels and runs at a few GFLOP/s: the product plus col2im takes a third to a half of its time.
     // And with AVX2, the weight gradient of a one-channel image (D's first layer on MNIST and digits): the direct
-    // kernel pads the channel to a block of 8; the product takes half its time (~2.7 of 5.5 ms at B 128, 32 px).
+    // kernel pads the channel to a block of 8; the product takes half its time (B 128, 32 px, 2-core AMD EPYC capped at AVX2).
     static const bool avx512 = (dnnl_get_effective_cpu_isa() & DNNL_CPU_ISA_AVX512_CORE_BIT) != 0;
     return (avx512 && g.ho * g.wo <= 16) || (pass == kBackwardData && g.c <= 4) ||
            (!avx512 && pass == kBackwardWeights && g.c == 1);

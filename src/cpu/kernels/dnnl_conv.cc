@@ -1,11 +1,12 @@
 // 2-D convolution kernels for MindSpore ops.Custom (func_type "aot", CPU) that call oneDNN directly.
 //
 // Why: MindSpore 2.10 hands oneDNN plain NCHW tensors for its CPU convolutions; on AVX-512 CPUs oneDNN then picks a
-// reference kernel, so the project caps oneDNN at AVX2. Here each convolution runs oneDNN's own kernels at the CPU's
-// full instruction set on channels-last (NHWC) activations, the layout G and D keep between the project's kernels
-// (src/cpu/fast_layers.py): oneDNN's NHWC kernels (brg_conv_fwd, brgconv_strided) need no reorder of the
-// activations, which on the narrow nets (ngf = ndf = 32) cost ~8% of a step when they went NCHW -> blocked -> NCHW
-// around every convolution. Weights stay in the OIHW tensors MindSpore holds (small reorders to oneDNN's layout).
+// reference kernel, so without these kernels src/cpu/device.py caps oneDNN at AVX2. Here each convolution runs
+// oneDNN's own kernels at the CPU's full instruction set on channels-last (NHWC) activations, the layout G and D
+// keep between the project's kernels (src/cpu/fast_layers.py): oneDNN's NHWC kernels (brg_conv_fwd, brgconv_strided)
+// need no reorder of the activations, which on the narrow nets (ngf = ndf = 32) cost ~8% of a step (2-core AMD EPYC,
+// AVX-512) when they went NCHW -> blocked -> NCHW around every convolution. Weights stay in the OIHW tensors
+// MindSpore holds (small reorders to oneDNN's layout).
 // It runs on MindSpore's own libdnnl.so.3 (engine, stream and threadpool in dnnl_runtime.h).
 //
 // Three kernels cover Conv2d and Conv2dTranspose, forward and backward (no bias, no dilation, one group, square

@@ -7,15 +7,14 @@ training, and writes its run as training does).
 One small run is trained once and copied per case; the tools run inside the test process (tests/cli.py
 run_in_process) so the hundreds of runs do not each pay MindSpore's start-up."""
 import json
-import os
 import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.cli import run_in_process
-from tests.trained_run import SMALL_RUN, check, run_cli
+from tests.cli import check, run_in_process, run_tool
+from tests.trained_run import SMALL_RUN
 
 NUMBERED = "analysis"  # the run's eval.py --numbered output folder, whose numbered_z.npz --arithmetic reads
 FILES = ["config.json", "status.json", "quality.jsonl", "metrics.jsonl", "ckpt/generator_00000002.ckpt",
@@ -53,13 +52,13 @@ def base_run(tmp_path_factory):
     labelled folder for verify.py (3 classes of 12 images: its SVMs fit in a blink)."""
     root = tmp_path_factory.mktemp("damaged")
     run = root / "run"
-    check(run_cli("train.py", *SMALL_RUN, "--output_path", run))
+    check(run_tool("train.py", *SMALL_RUN, "--output_path", run))
     digest = json.loads((run / "config.json").read_text())["data_fingerprint"]["digest"]
     with open(run / "quality.jsonl", "w") as f:
         for step, swd in ((1, 0.4), (2, 0.5)):  # step 1 is the best: eval.py picks it, the tools read the file
             f.write(json.dumps({"step": step, "source": "train", "primary": "swd", "swd": swd, "checkpoint": True,
                                 "data": digest}) + "\n")
-    check(run_cli("eval.py", "--ckpt_file", run, "--output_path", run / NUMBERED, "--num_images", "4",
+    check(run_tool("eval.py", "--ckpt_file", run, "--output_path", run / NUMBERED, "--num_images", "4",
                   "--numbered"))
     (run / ".lock").write_text("pid 12345")
     folder = root / "labelled"

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.cli import run_tool, train, user_env
+from tests.cli import assert_user_error, check, run_tool, train, user_env
 from tests.conftest import ROOT
-from tests.trained_run import SMALL_RUN, assert_user_error, check
+from tests.trained_run import SMALL_RUN
 
 STEPS = ["--max_steps", "2"]
 
@@ -74,10 +74,7 @@ def test_a_moved_copied_or_relative_run_resumes_in_place_and_never_writes_elsewh
     elsewhere = tmp_path / "cwd"
     (elsewhere / "runs").mkdir(parents=True)
     shutil.copytree(trained, elsewhere / "runs" / "rel")
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--output_path", "runs/rel", "--resume",
-                             "--max_steps", "3"], cwd=elsewhere, env=user_env(), capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr
+    check(run_tool("train.py", "--output_path", "runs/rel", "--resume", "--max_steps", "3", cwd=elsewhere))
     assert (elsewhere / "runs" / "rel" / "ckpt" / "generator_00000003.ckpt").exists()
 
 

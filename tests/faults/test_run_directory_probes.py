@@ -282,7 +282,7 @@ def test_export_never_changes_the_permissions_of_the_folder_it_writes_into(train
 
 # -- file system ---------------------------------------------------------------------------------------------------
 
-def test_a_full_disk_while_saving_leaves_no_partial_checkpoint(tmp_path):
+def test_a_full_disk_while_saving_leaves_no_partial_checkpoint_and_status_says_failed(tmp_path):
     run = tmp_path / "run"
     # ulimit -f in 1 KiB blocks: the generator (~230 KB) and D checkpoints fit, the training state (~1.4 MB) does
     # not. Python ignores SIGXFSZ, so the write fails with EFBIG as on a full disk.
@@ -292,3 +292,5 @@ def test_a_full_disk_while_saving_leaves_no_partial_checkpoint(tmp_path):
     assert_user_error(result, "cannot save checkpoint")
     leftovers = [name for name in os.listdir(run / "ckpt") if ".tmp" in name]
     assert leftovers == [], leftovers
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "failed" and "cannot save checkpoint" in status["reason"], status

@@ -276,8 +276,10 @@ def test_a_strict_run_remembers_it_on_resume_and_no_strict_turns_it_off(tmp_path
     run = tmp_path / "run"
     train("--dataset", "folder", "--data_path", data, "--output_path", str(run), "--epoch_size", "2", "--strict",
           "--max_steps", "2", *SMALL)
-    bad = add_bad_files(data)  # files that went bad between the two sessions
+    bad = add_bad_files(data)  # files added between the two sessions, bad ones: other data, so allowed explicitly
     result = train("--resume", "--output_path", str(run), "--max_steps", "6", check=False)
+    assert result.returncode == 2 and "--allow_data_change" in result.stderr, result.stderr
+    result = train("--resume", "--output_path", str(run), "--max_steps", "6", "--allow_data_change", check=False)
     assert result.returncode == 2 and result.stderr.startswith("error: bad image file "), result.stderr
     train("--resume", "--output_path", str(run), "--max_steps", "6", "--no-strict")
     log = (run / "train.log").read_text()

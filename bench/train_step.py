@@ -7,7 +7,8 @@ are chosen as in training. Warm-up steps (compilation) are excluded; median and 
 Compare with bench/torch_reference.py (PyTorch's step, same flags) run in the same shell right before or after.
 
 usage: python bench/train_step.py [--batch_size 128] [--image_size 32] [--nc 3] [--ngf 64] [--ndf 64]
-                                  [--steps 10] [--warmup 2] [--fast_cpu on|off] [--device_target CPU] [--threads N]
+                                  [--steps 10] [--warmup 2] [--fast_cpu on|off] [--fused on|off]
+                                  [--device_target CPU] [--threads N]
 """
 import argparse
 import json
@@ -26,6 +27,8 @@ def main():
                           ("steps", 10), ("warmup", 2)]:
         p.add_argument("--" + name, type=int, default=default)
     p.add_argument("--fast_cpu", choices=("on", "off"), default="on")
+    p.add_argument("--fused", choices=("on", "off"), default="on",
+                   help="on: G's step reuses its forward pass (training's step); off: the step cells' two-pass form")
     p.add_argument("--device_target", default="CPU")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads (0: all cores): the project's kernels (DCGAN_CPU_THREADS) and MindSpore's own ops")
@@ -49,7 +52,7 @@ def main():
     from src.batches import step_noise
     from src.networks import build_training_step
 
-    train_step = build_training_step(cfg)[0]
+    train_step = build_training_step(cfg, fused=a.fused == "on")[0]
     rng = np.random.default_rng(0)
     real = ms.Tensor(rng.uniform(-1, 1, (a.batch_size, a.nc, a.image_size, a.image_size)).astype(np.float32))
 
@@ -70,7 +73,8 @@ def main():
     median = times[len(times) // 2]
     print(json.dumps({
         "impl": "mindspore", "mindspore": ms.__version__, "device_target": cfg["device_target"],
-        "fast_cpu": cfg["fast_cpu"], "env": note, "batch_size": a.batch_size, "image_size": a.image_size, "nc": a.nc,
+        "fast_cpu": cfg["fast_cpu"], "fused": a.fused, "env": note, "batch_size": a.batch_size,
+        "image_size": a.image_size, "nc": a.nc,
         "ngf": a.ngf, "ndf": a.ndf, "steps": a.steps, "warmup_s": round(warmup_s, 1),
         "median_ms": round(1000 * median, 1), "min_ms": round(1000 * times[0], 1),
         "images_per_s": round(a.batch_size / median, 1)}))

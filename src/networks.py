@@ -7,6 +7,7 @@ from src.dcgan import DCGAN
 from src.discriminator import Discriminator
 from src.generator import Generator
 from src.layers import layers_for
+from src.step_cells import step_cells
 from src.weight_init import init_weights
 
 
@@ -24,13 +25,14 @@ def build_networks(cfg):
     return netG, netD
 
 
-def build_training_step(cfg):
-    """The networks, their Adam optimizers and the compiled D-then-G step, as training uses them (and bench/)."""
+def build_training_step(cfg, fused=True):
+    """The networks, their Adam optimizers and the compiled D-then-G step, as training uses them (and bench/).
+    fused=False: G's step runs G's forward pass again (the model zoo's two-pass form; same weights)."""
     netG, netD = build_networks(cfg)
     optimizerG = nn.Adam(netG.trainable_params(), learning_rate=cfg["lr"], beta1=cfg["beta1"])
     lr_d = cfg.get("lr_d") or cfg["lr"]  # two time-scale update rule (Heusel et al. 2017) when it differs
     optimizerD = nn.Adam(netD.trainable_params(), learning_rate=lr_d, beta1=cfg["beta1"])
-    train_step = DCGAN(netG, netD, optimizerG, optimizerD)
+    train_step = DCGAN(*step_cells(netG, netD, optimizerG, optimizerD), fused=fused)
     train_step.set_train(True)
     return train_step, netG, netD, optimizerG, optimizerD
 

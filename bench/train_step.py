@@ -7,7 +7,8 @@ are chosen as in training. Warm-up steps (compilation) are excluded; median and 
 Compare with bench/torch_reference.py (PyTorch's step, same flags) run in the same shell right before or after.
 
 usage: python bench/train_step.py [--batch_size 128] [--image_size 32] [--nc 3] [--ngf 64] [--ndf 64]
-                                  [--steps 10] [--warmup 2] [--fast_cpu on|off] [--fused on|off]
+                                  [--steps 10] [--warmup 2] [--fast_cpu on|off] [--amp_level O0|O1|O2]
+                                  [--fused on|off]
                                   [--device_target CPU] [--threads N]
 """
 import argparse
@@ -18,15 +19,20 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from src.cli import command  # noqa: E402
 from src.config import parse_train_args, resolve_train_config  # noqa: E402
+from src.mixed_precision import check_amp_level  # noqa: E402
 
 
+@command
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, default in [("batch_size", 128), ("image_size", 32), ("nc", 3), ("ngf", 64), ("ndf", 64),
                           ("steps", 10), ("warmup", 2)]:
         p.add_argument("--" + name, type=int, default=default)
     p.add_argument("--fast_cpu", choices=("on", "off"), default="on")
+    p.add_argument("--amp_level", choices=("O0", "O1", "O2"), default="O0",
+                   help="O0 fp32; O1/O2 mixed precision as train.py runs it (CPU: bf16 convolutions)")
     p.add_argument("--fused", choices=("on", "off"), default="on",
                    help="on: G's step reuses its forward pass (training's step); off: the step cells' two-pass form")
     p.add_argument("--device_target", default="CPU")
@@ -36,12 +42,13 @@ def main():
 
     if a.threads:
         os.environ["DCGAN_CPU_THREADS"] = str(a.threads)
-    from src.cpu import device  # before MindSpore is imported, as train.py does
-    note = device.prepare_cpu_environment(a.device_target, a.fast_cpu)
     cfg = resolve_train_config(parse_train_args([
         "--dataset", "fake", "--device_target", a.device_target, "--batch_size", str(a.batch_size),
         "--image_size", str(a.image_size), "--nc", str(a.nc), "--ngf", str(a.ngf), "--ndf", str(a.ndf),
-        "--fast_cpu", a.fast_cpu]))
+        "--fast_cpu", a.fast_cpu, "--amp_level", a.amp_level]))
+    check_amp_level(cfg)  # as train.py: no native bf16, no mixed precision on CPU
+    from src.cpu import device  # before MindSpore is imported, as train.py does
+    note = device.prepare_cpu_environment(a.device_target, a.fast_cpu)
     device.set_device(cfg["device_target"], cfg["device_id"], cfg["mode"])
     if a.threads:
         import mindspore as ms
@@ -73,7 +80,7 @@ def main():
     median = times[len(times) // 2]
     print(json.dumps({
         "impl": "mindspore", "mindspore": ms.__version__, "device_target": cfg["device_target"],
-        "fast_cpu": cfg["fast_cpu"], "fused": a.fused, "env": note, "batch_size": a.batch_size,
+        "fast_cpu": cfg["fast_cpu"], "amp_level": a.amp_level, "fused": a.fused, "env": note, "batch_size": a.batch_size,
         "image_size": a.image_size, "nc": a.nc,
         "ngf": a.ngf, "ndf": a.ndf, "steps": a.steps, "warmup_s": round(warmup_s, 1),
         "median_ms": round(1000 * median, 1), "min_ms": round(1000 * times[0], 1),
@@ -81,4 +88,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

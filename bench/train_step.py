@@ -24,6 +24,14 @@ from src.config import parse_train_args, resolve_train_config  # noqa: E402
 from src.mixed_precision import check_amp_level  # noqa: E402
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
+    except OSError:
+        return "unknown"
+
+
 @command
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -78,8 +86,12 @@ def main():
         times.append(time.perf_counter() - start)
     times.sort()
     median = times[len(times) // 2]
+    from src.cpu.bf16 import cpu_flags, native_bf16_problem
+    flags = cpu_flags() or set()
+    isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
+    cpu = f"{cpu_model()}, {isa}" + (", native bf16" if not native_bf16_problem() else "")
     print(json.dumps({
-        "impl": "mindspore", "mindspore": ms.__version__, "device_target": cfg["device_target"],
+        "impl": "mindspore", "mindspore": ms.__version__, "device_target": cfg["device_target"], "cpu": cpu,
         "fast_cpu": cfg["fast_cpu"], "amp_level": a.amp_level, "fused": a.fused, "env": note, "batch_size": a.batch_size,
         "image_size": a.image_size, "nc": a.nc,
         "ngf": a.ngf, "ndf": a.ndf, "steps": a.steps, "warmup_s": round(warmup_s, 1),

@@ -5,7 +5,7 @@ Per step, as in the pytorch example: G draws a fake batch; D takes one Adam step
 takes one Adam step on -log D(fake), measured with the updated D. Two ways to run G's step, same results:
 - fused (the default where it applies): G's forward pass is not repeated for its step: the vector-Jacobian product
   of the first pass is kept and fed the gradient of the G loss with respect to the fake images, then G's step
-  cell's all-reduce and optimizer apply it (bench/train_step.py --fused on|off: about 10% faster at ngf 32, B 128);
+  cell's all-reduce and optimizer apply it (bench/train_step.py --fused on|off: a few per cent faster, B 128);
 - two passes (the model zoo's form): G's step cell runs G again. Its BatchNorm running statistics then take the
   same batch twice per step. Loss-scaled (float16) training always runs this way: the scale lives in the step cells.
 """

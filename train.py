@@ -18,6 +18,8 @@ def main(argv=None):
         cfg, changes = resume_config(read_config(args.output_path), args)
     else:
         cfg, changes = resolve_train_config(args), []
+    from src.mixed_precision import check_amp_level
+    check_amp_level(cfg)  # a CPU without native bf16 refuses --amp_level O1/O2 here, before any work
     # Runs before MindSpore is imported: oneDNN reads its ISA cap once, at start-up (see src/cpu/device.py).
     from src.cpu import device
     note = device.prepare_cpu_environment(cfg["device_target"], cfg.get("fast_cpu") or "on")

@@ -9,9 +9,11 @@ settings: the two medians' ratio is the figure that counts; absolute times on th
 
 needs: pip install torch==2.13.0   (in its own environment: PyTorch is a benchmark-only install, never a requirement)
 usage: python bench/torch_reference.py [--batch_size 128] [--image_size 32] [--nc 3] [--ngf 64] [--ndf 64]
-                                       [--steps 10] [--warmup 2] [--threads N]
+                                       [--steps 10] [--warmup 2] [--threads N] [--autocast bf16]
+--autocast bf16: the step under torch.autocast("cpu", dtype=torch.bfloat16), as a PyTorch user with a CPU that has
+native bf16 trains (the convolutions in bf16; weights, optimizer and BatchNorm in fp32).
 """
-import argparse, json, time
+import argparse, contextlib, json, time
 import torch
 import torch.nn as nn
 
@@ -39,7 +41,9 @@ def main():
     for name, default in [("batch_size", 128), ("image_size", 32), ("nc", 3), ("nz", 100), ("ngf", 64), ("ndf", 64),
                           ("steps", 10), ("warmup", 2), ("threads", 0)]:
         p.add_argument("--" + name, type=int, default=default)
+    p.add_argument("--autocast", choices=("off", "bf16"), default="off")
     a = p.parse_args()
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.autocast == "bf16" else contextlib.nullcontext
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -52,14 +56,16 @@ def main():
     def step():
         z = torch.randn(a.batch_size, a.nz, 1, 1)
         d.zero_grad(set_to_none=True)
-        out_real = d(real).view(-1)
-        fake = g(z)
-        out_fake = d(fake.detach()).view(-1)
+        with autocast():
+            out_real = d(real).view(-1).float()
+            fake = g(z)
+            out_fake = d(fake.detach()).view(-1).float()
         loss_d = bce(out_real, torch.ones_like(out_real)) + bce(out_fake, torch.zeros_like(out_fake))
         loss_d.backward()
         opt_d.step()
         g.zero_grad(set_to_none=True)
-        out = d(fake).view(-1)
+        with autocast():
+            out = d(fake).view(-1).float()
         loss_g = bce(out, torch.ones_like(out))
         loss_g.backward()
         opt_g.step()
@@ -73,7 +79,8 @@ def main():
         step()
         times.append(time.perf_counter() - t)
     times.sort()
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "autocast": a.autocast,
+                      "threads": torch.get_num_threads(),
                       "batch_size": a.batch_size, "image_size": a.image_size, "nc": a.nc, "ngf": a.ngf, "ndf": a.ndf,
                       "median_ms": round(1000 * times[len(times) // 2], 1), "min_ms": round(1000 * times[0], 1),
                       "images_per_s": round(a.batch_size / times[len(times) // 2], 1)}))

@@ -7,7 +7,9 @@ are chosen as in training. Warm-up steps (compilation) are excluded; median and 
 Compare with bench/torch_reference.py (PyTorch's step, same flags) run in the same shell right before or after.
 
 usage: python bench/train_step.py [--batch_size 128] [--image_size 32] [--nc 3] [--ngf 64] [--ndf 64]
-                                  [--steps 10] [--warmup 2] [--fast_cpu on|off] [--device_target CPU] [--threads N]
+                                  [--steps 10] [--warmup 2] [--fast_cpu on|off] [--amp_level O0|O1|O2]
+                                  [--fused on|off]
+                                  [--device_target CPU] [--threads N]
 """
 import argparse
 import json
@@ -17,15 +19,30 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from src.cli import command  # noqa: E402
 from src.config import parse_train_args, resolve_train_config  # noqa: E402
+from src.mixed_precision import check_amp_level  # noqa: E402
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
+    except OSError:
+        return "unknown"
+
+
+@command
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, default in [("batch_size", 128), ("image_size", 32), ("nc", 3), ("ngf", 64), ("ndf", 64),
                           ("steps", 10), ("warmup", 2)]:
         p.add_argument("--" + name, type=int, default=default)
     p.add_argument("--fast_cpu", choices=("on", "off"), default="on")
+    p.add_argument("--amp_level", choices=("O0", "O1", "O2"), default="O0",
+                   help="O0 fp32; O1/O2 mixed precision as train.py runs it (CPU: bf16 convolutions)")
+    p.add_argument("--fused", choices=("on", "off"), default="on",
+                   help="on: G's step reuses its forward pass (training's step); off: the step cells' two-pass form")
     p.add_argument("--device_target", default="CPU")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads (0: all cores): the project's kernels (DCGAN_CPU_THREADS) and MindSpore's own ops")
@@ -33,12 +50,13 @@ def main():
 
     if a.threads:
         os.environ["DCGAN_CPU_THREADS"] = str(a.threads)
-    from src.cpu import device  # before MindSpore is imported, as train.py does
-    note = device.prepare_cpu_environment(a.device_target, a.fast_cpu)
     cfg = resolve_train_config(parse_train_args([
         "--dataset", "fake", "--device_target", a.device_target, "--batch_size", str(a.batch_size),
         "--image_size", str(a.image_size), "--nc", str(a.nc), "--ngf", str(a.ngf), "--ndf", str(a.ndf),
-        "--fast_cpu", a.fast_cpu]))
+        "--fast_cpu", a.fast_cpu, "--amp_level", a.amp_level]))
+    check_amp_level(cfg)  # as train.py: no native bf16, no mixed precision on CPU
+    from src.cpu import device  # before MindSpore is imported, as train.py does
+    note = device.prepare_cpu_environment(a.device_target, a.fast_cpu)
     device.set_device(cfg["device_target"], cfg["device_id"], cfg["mode"])
     if a.threads:
         import mindspore as ms
@@ -49,7 +67,7 @@ def main():
     from src.batches import step_noise
     from src.networks import build_training_step
 
-    train_step = build_training_step(cfg)[0]
+    train_step = build_training_step(cfg, fused=a.fused == "on")[0]
     rng = np.random.default_rng(0)
     real = ms.Tensor(rng.uniform(-1, 1, (a.batch_size, a.nc, a.image_size, a.image_size)).astype(np.float32))
 
@@ -68,13 +86,18 @@ def main():
         times.append(time.perf_counter() - start)
     times.sort()
     median = times[len(times) // 2]
+    from src.cpu.bf16 import cpu_flags, native_bf16_problem
+    flags = cpu_flags() or set()
+    isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
+    cpu = f"{cpu_model()}, {isa}" + (", native bf16" if not native_bf16_problem() else "")
     print(json.dumps({
-        "impl": "mindspore", "mindspore": ms.__version__, "device_target": cfg["device_target"],
-        "fast_cpu": cfg["fast_cpu"], "env": note, "batch_size": a.batch_size, "image_size": a.image_size, "nc": a.nc,
+        "impl": "mindspore", "mindspore": ms.__version__, "device_target": cfg["device_target"], "cpu": cpu,
+        "fast_cpu": cfg["fast_cpu"], "amp_level": a.amp_level, "fused": a.fused, "env": note, "batch_size": a.batch_size,
+        "image_size": a.image_size, "nc": a.nc,
         "ngf": a.ngf, "ndf": a.ndf, "steps": a.steps, "warmup_s": round(warmup_s, 1),
         "median_ms": round(1000 * median, 1), "min_ms": round(1000 * times[0], 1),
         "images_per_s": round(a.batch_size / median, 1)}))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -4,13 +4,17 @@ D outputs logits. Both losses use BCE-with-logits, log(1 + exp(-|x|)) + max(x, 0
 logit; the sigmoid + BCE of the references takes log(0) once D saturates and then yields inf/NaN gradients.
 The generator uses the paper's non-saturating loss: maximise log D(G(z)) rather than minimise log(1 - D(G(z))).
 Each cell also returns the mean D probabilities that the training log reports, as auxiliary outputs.
+The losses are computed in float32 even when D computes in float16 (mixed precision on GPU/Ascend).
 """
+import mindspore as ms
 import mindspore.nn as nn
 import mindspore.ops as ops
 
 
 def bce_with_logits(logits, target):
-    """Mean binary cross-entropy of the sigmoid of `logits` against a constant 0/1 target."""
+    """Mean binary cross-entropy of the sigmoid of `logits` against a constant 0/1 target (in float32)."""
+    if logits.dtype != ms.float32:
+        logits = ops.cast(logits, ms.float32)
     targets = ops.fill(logits.dtype, logits.shape, target)
     return ops.binary_cross_entropy_with_logits(logits, targets, ops.ones_like(logits), ops.ones_like(logits))
 
@@ -29,7 +33,7 @@ class WithLossCellD(nn.Cell):
         logits_real = self.netD(real)
         logits_fake = self.netD(fake)
         loss = bce_with_logits(logits_real, 1.0) + bce_with_logits(logits_fake, 0.0)
-        return loss, ops.sigmoid(logits_real).mean(), ops.sigmoid(logits_fake).mean()
+        return loss, mean_probability(logits_real), mean_probability(logits_fake)
 
 
 class WithLossCellG(nn.Cell):
@@ -41,4 +45,11 @@ class WithLossCellG(nn.Cell):
 
     def construct(self, fake):
         logits = self.netD(fake)
-        return bce_with_logits(logits, 1.0), ops.sigmoid(logits).mean()
+        return bce_with_logits(logits, 1.0), mean_probability(logits)
+
+
+def mean_probability(logits):
+    """The mean of D's probabilities, in float32."""
+    if logits.dtype != ms.float32:
+        logits = ops.cast(logits, ms.float32)
+    return ops.sigmoid(logits).mean()

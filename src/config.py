@@ -23,6 +23,7 @@ COMMON = dict(
     seed=1, log_interval=50, sample_interval=500, save_checkpoint_steps=1000, keep_checkpoint_max=5,
     num_parallel_workers=2,
     strict=False,  # True: a bad image file stops the run; False: it is skipped and counted in the log
+    amp_level="O0",  # O0: fp32; O1/O2: mixed precision (CPU: bf16 convs; GPU/Ascend: float16), src/mixed_precision.py
     fast_cpu="on",  # CPU only: src/cpu/fast_layers.py (same weights and results, faster); "off": plain layers
     split="train",  # which part of a dataset with official splits to train on (see src/dataset.py)
     ema_decay=0.99,  # moving average of G's weights, sampled and saved (0: off, the paper's G); see src/ema.py
@@ -82,6 +83,9 @@ def train_parser():
     p.add_argument("--split", choices=SPLITS, default=None,
                    help="train on this split of a dataset that has official ones (default: train; a directory "
                         "holding only one split trains on what it has)")
+    p.add_argument("--amp_level", choices=("O0", "O1", "O2"), default=None,
+                   help="O0: fp32 (default); O1/O2: mixed precision: on CPU bf16 convolutions (needs a CPU with "
+                        "AVX512-BF16 or AMX), on GPU/Ascend float16 with dynamic loss scaling")
     p.add_argument("--fast_cpu", choices=("on", "off"), default=None,
                    help="on CPU, use the faster equivalent conv and activation layers (default on); "
                         "off: the plain nn layers")
@@ -204,7 +208,8 @@ def resume_config(saved, args):
     comparison starts again (src/run/directory.py read_quality)."""
     check_saved(saved, os.path.join(args.output_path, "config.json"))
     # Runs saved before --split existed read train and test together: resume them on the same images.
-    cfg = {"split": "all", **RUN_DEFAULTS, **saved, "resume": True, "netG": None, "netD": None}
+    # Runs saved before --amp_level existed trained in fp32.
+    cfg = {"split": "all", "amp_level": "O0", **RUN_DEFAULTS, **saved, "resume": True, "netG": None, "netD": None}
     changes = []
     old_path = cfg.get("output_path")
     cfg["output_path"] = args.output_path

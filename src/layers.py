@@ -48,19 +48,21 @@ class PaperLayers:
 class CpuLayers(PaperLayers):
     """src/cpu/fast_layers.py's layers: one kernel for BatchNorm + activation (the activation's place kept by an
     Identity, so layer indices and parameter names match the plain net), matrix products for the 1x1 -> 4x4 and
-    4x4 -> 1 layers, and oneDNN's channels-last convolutions when the kernels are built."""
+    4x4 -> 1 layers, and oneDNN's channels-last convolutions when the kernels are built. bf16: those convolutions
+    compute in bf16 with fp32 accumulation (--amp_level O1/O2 on a CPU with native bf16)."""
 
-    def __init__(self):
+    def __init__(self, bf16=False):
         self.channels_last = fast_layers.kernels_available()
+        self.bf16 = bf16
 
     def latent_up(self, in_channels, out_channels):
         return fast_layers.LatentConvTranspose2d(in_channels, out_channels, KERNEL, self.channels_last)
 
     def up(self, in_channels, out_channels):
-        return fast_layers.DnnlConv2dTranspose(in_channels, out_channels, KERNEL, 2, 1)
+        return fast_layers.DnnlConv2dTranspose(in_channels, out_channels, KERNEL, 2, 1, self.bf16)
 
     def down(self, in_channels, out_channels):
-        return fast_layers.DnnlConv2d(in_channels, out_channels, KERNEL, 2, 1)
+        return fast_layers.DnnlConv2d(in_channels, out_channels, KERNEL, 2, 1, self.bf16)
 
     def to_logit(self, in_channels):
         return fast_layers.FullConv2d(in_channels, 1, KERNEL, self.channels_last)
@@ -80,7 +82,8 @@ def activation(alpha):
 
 
 def layers_for(cfg):
-    """The layer set of a run: the CPU's own layers on CPU (unless --fast_cpu off), MindSpore's elsewhere."""
+    """The layer set of a run: the CPU's own layers on CPU (unless --fast_cpu off; in bf16 with --amp_level O1/O2),
+    MindSpore's elsewhere (float16 there comes from mindspore.amp, src/networks.py)."""
     if cfg["device_target"] == "CPU" and cfg.get("fast_cpu", "on") == "on":
-        return CpuLayers()
+        return CpuLayers(bf16=cfg.get("amp_level", "O0") != "O0")
     return PaperLayers()

@@ -7,30 +7,38 @@ from src.dcgan import DCGAN
 from src.discriminator import Discriminator
 from src.generator import Generator
 from src.layers import layers_for
+from src.mixed_precision import apply_to_networks, loss_scaled
+from src.step_cells import step_cells
 from src.weight_init import init_weights
 
 
-def build_generator(cfg):
-    return Generator(cfg["image_size"], cfg["nz"], cfg["ngf"], cfg["nc"], layers=layers_for(cfg))
+def build_generator(cfg, mixed_precision=False):
+    """G of the configured architecture; in the run's --amp_level only if `mixed_precision` (the G that trains):
+    the averaged G and the tools that sample compute in fp32."""
+    layers = layers_for(cfg if mixed_precision else dict(cfg, amp_level="O0"))
+    return Generator(cfg["image_size"], cfg["nz"], cfg["ngf"], cfg["nc"], layers=layers)
 
 
 def build_networks(cfg):
     """G and D of the configured architecture, initialised from the seed (so every rank starts identical)."""
     rng = np.random.default_rng(cfg["seed"])
-    netG = build_generator(cfg)
+    netG = build_generator(cfg, mixed_precision=True)
     netD = Discriminator(cfg["image_size"], cfg["ndf"], cfg["nc"], layers=layers_for(cfg))
     init_weights(netG, rng)
     init_weights(netD, rng)
     return netG, netD
 
 
-def build_training_step(cfg):
-    """The networks, their Adam optimizers and the compiled D-then-G step, as training uses them (and bench/)."""
+def build_training_step(cfg, fused=True):
+    """The networks, their Adam optimizers and the compiled D-then-G step, as training uses them (and bench/).
+    fused=False: G's step runs G's forward pass again (the model zoo's two-pass form; same weights). Float16 training
+    (--amp_level O1/O2 on GPU/Ascend) always takes that form: its loss scales live in the step cells."""
     netG, netD = build_networks(cfg)
+    apply_to_networks(cfg, netG, netD)
     optimizerG = nn.Adam(netG.trainable_params(), learning_rate=cfg["lr"], beta1=cfg["beta1"])
     lr_d = cfg.get("lr_d") or cfg["lr"]  # two time-scale update rule (Heusel et al. 2017) when it differs
     optimizerD = nn.Adam(netD.trainable_params(), learning_rate=lr_d, beta1=cfg["beta1"])
-    train_step = DCGAN(netG, netD, optimizerG, optimizerD)
+    train_step = DCGAN(*step_cells(netG, netD, optimizerG, optimizerD, loss_scaled(cfg)), fused=fused)
     train_step.set_train(True)
     return train_step, netG, netD, optimizerG, optimizerD
 

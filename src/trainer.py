@@ -17,6 +17,7 @@ from src.ema import GeneratorEMA
 from src.errors import UserError
 from src.evaluation.tracker import QualityTracker
 from src.formatting import format_duration
+from src.mixed_precision import describe as describe_precision
 from src.networks import build_generator, build_training_step, parameter_checksum
 from src.outputs.visuals import save_grid
 from src.run import checkpoint, directory as rundir
@@ -97,6 +98,7 @@ class Trainer:
                       f"lr G {cfg['lr']}, D {cfg.get('lr_d') or cfg['lr']} (not rescaled)")
         self.log.info(f"G {count(self.netG):,} parameters, D {count(self.netD):,}; {self.steps_per_epoch} steps/epoch, "
                       f"{self.total_steps} steps in all; run directory {os.path.abspath(self.dir)}")
+        self.log.info(describe_precision(cfg))
         sampled = f"the moving average of G (--ema_decay {cfg['ema_decay']})" if self.ema else "G itself (no EMA)"
         self.log.info(f"samples, checkpoints and quality measurements use {sampled}")
         for note in notes:
@@ -139,7 +141,10 @@ class Trainer:
             for real, noise in self._epoch_batches(epoch):
                 if self.step == start_step:
                     self._first_batch(real.asnumpy())
-                losses = dict(zip(LOSS_NAMES, self.train_step(real, noise)))  # D step, then G step (src/dcgan.py)
+                outputs = self.train_step(real, noise)  # D step, then G step (src/dcgan.py)
+                losses = dict(zip(LOSS_NAMES, outputs))
+                if len(outputs) > len(LOSS_NAMES):  # float16: each network's overflow flag (its step was skipped)
+                    self._log_overflow(outputs[len(LOSS_NAMES):])
                 if self.step == start_step:
                     # Everything alive now (MindSpore's modules, the nets, the compiled step) lives as long as the
                     # run: out of the collector's sight, its full collections stay short.
@@ -204,6 +209,12 @@ class Trainer:
                       f"loss_g {record['loss_g']:.4f} | D(x) {record['d_x']:.3f} "
                       f"D(G(z)) {record['d_g_z1']:.3f}/{record['d_g_z2']:.3f} | ETA {format_duration(eta)}")
         self.timer = (time.time(), self.step)
+
+    def _log_overflow(self, overflows):
+        skipped = [net for net, overflow in zip("DG", overflows) if bool(overflow.asnumpy())]
+        if skipped:
+            self.log.info(f"step {self.step + 1}: gradients overflowed in float16, step skipped for "
+                          f"{' and '.join(skipped)} (its loss scale lowered)")
 
     def _first_batch(self, images):
         """Log a fingerprint of this rank's first batch (ranks must differ) and, on rank 0 of a new run, save a

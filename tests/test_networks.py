@@ -3,12 +3,11 @@ import numpy as np
 import pytest
 import mindspore as ms
 import mindspore.nn as nn
-import mindspore.ops as ops
 
-from src.cell import WithLossCellD, WithLossCellG
 from src.dcgan import DCGAN
 from src.discriminator import Discriminator
 from src.generator import Generator
+from src.step_cells import step_cells
 from src.weight_init import init_weights
 
 ms.set_context(mode=ms.GRAPH_MODE)
@@ -78,59 +77,72 @@ def test_initialisation_statistics_and_distinct_layers():
     assert all(np.array_equal(a, p.asnumpy()) for a, p in zip(first, netG2.trainable_params()))
 
 
-class TwoPassStep(nn.Cell):
-    """The textbook step, as the model zoo writes it: G runs again inside the G step. The reference for DCGAN."""
-
-    def __init__(self, netG, netD, optimizerG, optimizerD):
-        super().__init__(auto_prefix=False)
-        self.netG, self.optimizerG, self.optimizerD = netG, optimizerG, optimizerD
-        self.loss_g = WithLossCellG(netD)
-        self.grad_d = ms.value_and_grad(WithLossCellD(netD), None, optimizerD.parameters, has_aux=True)
-        self.grad_g = ms.value_and_grad(GeneratorLoss(netG, netD), None, optimizerG.parameters, has_aux=True)
-
-    def construct(self, real, z):
-        (loss_d, _, _), grads_d = self.grad_d(real, ops.stop_gradient(self.netG(z)))
-        loss_d = ops.depend(loss_d, self.optimizerD(grads_d))
-        z = ops.depend(z, loss_d)
-        (loss_g, _), grads_g = self.grad_g(z)
-        return loss_d, ops.depend(loss_g, self.optimizerG(grads_g))
-
-
-class GeneratorLoss(nn.Cell):
-    def __init__(self, netG, netD):
-        super().__init__(auto_prefix=False)
-        self.netG, self.loss = netG, WithLossCellG(netD)
-
-    def construct(self, z):
-        return self.loss(self.netG(z))
-
-
-def make_step(cls, seed=3):
+def make_step(fused, seed=3, loss_scaled=False):
     netG, netD = Generator(32, 16, 8, 1), Discriminator(32, 8, 1)
     rng = np.random.default_rng(seed)
     init_weights(netG, rng)
     init_weights(netD, rng)
     optG = nn.Adam(netG.trainable_params(), 2e-4, beta1=0.5)
     optD = nn.Adam(netD.trainable_params(), 2e-4, beta1=0.5)
-    step = cls(netG, netD, optG, optD)
+    step = DCGAN(*step_cells(netG, netD, optG, optD, loss_scaled), fused=fused)
     step.set_train(True)
-    return step, netG, netD
+    return step, netG, netD, optG, optD
 
 
-def test_single_generator_pass_step_equals_textbook_two_pass_step():
-    """DCGAN reuses G's forward pass for the G step; the updated weights must equal the two-pass step's."""
-    fast, fast_G, fast_D = make_step(DCGAN)
-    slow, slow_G, slow_D = make_step(TwoPassStep)
-    rng = np.random.default_rng(0)
-    for _ in range(3):
-        real = ms.Tensor(rng.uniform(-1, 1, (8, 1, 32, 32)).astype(np.float32))
-        z = ms.Tensor(rng.standard_normal((8, 16, 1, 1)).astype(np.float32))
+def batches(steps, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        yield (ms.Tensor(rng.uniform(-1, 1, (8, 1, 32, 32)).astype(np.float32)),
+               ms.Tensor(rng.standard_normal((8, 16, 1, 1)).astype(np.float32)))
+
+
+def test_single_generator_pass_step_equals_two_pass_step_of_the_step_cells():
+    """The fused DCGAN reuses G's forward pass for the G step; the updated weights must equal those of the
+    model zoo's two-pass form, where G's TrainOneStepCell runs G again."""
+    fast, fast_G, fast_D, _, _ = make_step(fused=True)
+    slow, slow_G, slow_D, _, _ = make_step(fused=False)
+    assert fast.fused and not slow.fused
+    for real, z in batches(3):
         fast_out, slow_out = fast(real, z), slow(real, z)
-        np.testing.assert_allclose(fast_out[0].asnumpy(), slow_out[0].asnumpy(), rtol=1e-5)
-        np.testing.assert_allclose(fast_out[1].asnumpy(), slow_out[1].asnumpy(), rtol=1e-5)
+        assert len(fast_out) == len(slow_out) == 5
+        for a, b in zip(fast_out, slow_out):  # losses and D's probabilities
+            np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-5)
     for a, b in zip(fast_G.trainable_params() + fast_D.trainable_params(),
                     slow_G.trainable_params() + slow_D.trainable_params()):
+        assert a.name == b.name
         np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-4, atol=1e-6, err_msg=a.name)
+
+
+def test_checkpoint_of_the_fused_step_loads_into_the_step_cell_pair(tmp_path):
+    """Both forms hold the same parameters under the same names: a training state saved by one resumes the other."""
+    from src.run import checkpoint
+    fused, netG, netD, optG, optD = make_step(fused=True)
+    for real, z in batches(2):
+        fused(real, z)
+    cfg = dict(image_size=32, nz=16, ngf=8, ndf=8, nc=1, ema_decay=0.0, seed=3)
+    checkpoint.save_training_checkpoint(str(tmp_path), 2, cfg, netG, netD, optG, optD,
+                                       ms.Tensor(np.zeros((4, 16, 1, 1), np.float32)))
+    path = checkpoint.ckpt_path(str(tmp_path), "train_state", 2)
+    pair, pair_G, pair_D, pair_optG, pair_optD = make_step(fused=False, seed=11)
+    assert checkpoint.load_training_state(path, pair_G, pair_D, pair_optG, pair_optD)[0] == 2
+    for (name, a), (_, b) in zip(checkpoint.state_entries(netG, netD, optG, optD),
+                                 checkpoint.state_entries(pair_G, pair_D, pair_optG, pair_optD)):
+        np.testing.assert_array_equal(a.asnumpy(), b.asnumpy(), err_msg=name)  # weights, BN statistics, Adam
+    real, z = next(batches(1, seed=5))
+    np.testing.assert_allclose(pair(real, z)[1].asnumpy(), fused(real, z)[1].asnumpy(), rtol=1e-5)
+
+
+def test_each_network_has_its_own_train_one_step_cell_with_its_optimizer():
+    step, netG, netD, optG, optD = make_step(fused=False)
+    assert isinstance(step.train_d, nn.TrainOneStepCell) and isinstance(step.train_g, nn.TrainOneStepCell)
+    assert step.train_d.optimizer is optD and step.train_g.optimizer is optG
+    assert {p.name for p in step.train_g.weights} == {p.name for p in netG.trainable_params()}
+    assert {p.name for p in step.train_d.weights} == {p.name for p in netD.trainable_params()}
+    real, z = next(batches(1))
+    g_before = [p.asnumpy().copy() for p in netG.trainable_params()]
+    loss_d, d_real, d_fake = step.train_d(real, netG(z))
+    assert all(np.array_equal(a, p.asnumpy()) for a, p in zip(g_before, netG.trainable_params()))  # D's step only
+    assert 0 < float(d_real.asnumpy()) < 1 and 0 < float(d_fake.asnumpy()) < 1 and float(loss_d.asnumpy()) > 0
 
 
 def test_losses_are_finite_when_discriminator_saturates():

@@ -104,13 +104,16 @@ class FullConv2d(nn.Conv2d):
 # ConvFwd(x, w) -> y, ConvBwdData(dy, w) -> dx, ConvBwdWeights(x, dy) -> dw, with x, y, dx, dy NHWC and w in
 # Conv2d's OIHW layout (a Conv2dTranspose weight (in, out, k, k) is the OIHW weight of the convolution it transposes).
 
-def _dnnl_kernels(stride, padding, kernel_size):
-    """(forward, backward-data, backward-weights) Custom ops for one stride/padding, or None without the library."""
+def _dnnl_kernels(stride, padding, kernel_size, bf16=False):
+    """(forward, backward-data, backward-weights) Custom ops for one stride/padding, or None without the library.
+    bf16: the passes src/cpu/bf16.py names compute in bf16 (fp32 tensors in and out, fp32 accumulation)."""
     from src.cpu import kernels
+    from src.cpu.bf16 import bf16_passes
     library = kernels.library()
     if library is None or (stride, padding) not in DNNL_STRIDE_PADDING:
         return None
     suffix = f"_s{stride}p{padding}"
+    low_precision = bf16_passes(library) if bf16 else ()
 
     def conv_out(x, w):  # x, y: (N, H, W, C); w: (O, C, k, k)
         return (x[0], (x[1] + 2 * padding - w[2]) // stride + 1, (x[2] + 2 * padding - w[3]) // stride + 1, w[0])
@@ -122,7 +125,8 @@ def _dnnl_kernels(stride, padding, kernel_size):
         return (dy[3], x[3], kernel_size, kernel_size)
 
     def custom(name, shape):
-        return ops.Custom(f"{library}:{name}{suffix}", out_shape=shape, out_dtype=mstype.float32, func_type="aot")
+        kernel = f"{library}:{name}{suffix}" + ("_bf16" if name in low_precision else "")
+        return ops.Custom(kernel, out_shape=shape, out_dtype=mstype.float32, func_type="aot")
 
     return custom("ConvFwd", conv_out), custom("ConvBwdData", conv_in), custom("ConvBwdWeights", conv_weight)
 
@@ -140,21 +144,21 @@ def _dnnl_applicable(layer):
             and tuple(layer.dilation) == (1, 1) and layer.group == 1 and not layer.has_bias)
 
 
-def _kernels_for(layer, stride, padding, kernel_size):
+def _kernels_for(layer, stride, padding, kernel_size, bf16):
     """The oneDNN kernels for a plain conv layer just built, or None; sets layer.dnnl to say which it runs."""
-    kernels = _dnnl_kernels(stride, padding, kernel_size) if _dnnl_applicable(layer) else None
+    kernels = _dnnl_kernels(stride, padding, kernel_size, bf16) if _dnnl_applicable(layer) else None
     layer.dnnl = kernels is not None
     return kernels
 
 
 class DnnlConv2d(nn.Conv2d):
     """nn.Conv2d (no bias) computed by oneDNN on channels-last (N, H, W, C) tensors; the plain layer (NCHW) if the
-    kernels are unavailable (`dnnl` says which)."""
+    kernels are unavailable (`dnnl` says which). bf16: computed in bf16 with fp32 accumulation (fp32 in and out)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, bf16=False):
         super().__init__(in_channels, out_channels, kernel_size, stride, pad_mode="pad", padding=padding,
                          has_bias=False)
-        kernels = _kernels_for(self, stride, padding, kernel_size)
+        kernels = _kernels_for(self, stride, padding, kernel_size, bf16)
         if kernels:
             fwd, bwd_data, bwd_weights = kernels
 
@@ -177,12 +181,12 @@ class DnnlConv2d(nn.Conv2d):
 class DnnlConv2dTranspose(nn.Conv2dTranspose):
     """nn.Conv2dTranspose (no bias) computed by oneDNN on channels-last tensors: its forward is the backward-data of
     the convolution it transposes, its input gradient that convolution's forward. The plain layer (NCHW) if the
-    kernels are unavailable."""
+    kernels are unavailable. bf16 as for DnnlConv2d."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, bf16=False):
         super().__init__(in_channels, out_channels, kernel_size, stride, pad_mode="pad", padding=padding,
                          has_bias=False)
-        kernels = _kernels_for(self, stride, padding, kernel_size)
+        kernels = _kernels_for(self, stride, padding, kernel_size, bf16)
         if kernels:
             fwd, bwd_data, bwd_weights = kernels
 

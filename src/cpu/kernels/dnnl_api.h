@@ -30,6 +30,7 @@ typedef struct { int major, minor, patch; const char *hash; unsigned cpu_runtime
 
 enum {
     dnnl_success = 0,
+    dnnl_bf16 = 2,
     dnnl_f32 = 3,
     dnnl_format_tag_any = 1,
     dnnl_a = 2,     // a dense 1-D tensor (any tensor, flattened)
@@ -57,7 +58,9 @@ const dnnl_version_t *dnnl_version(void);
 // The instruction set oneDNN's kernels use (a dnnl_cpu_isa_t bit mask; ONEDNN_MAX_CPU_ISA lowers it). Only used to
 // choose a route for speed, so a wrong bit would cost time, never correctness.
 int dnnl_get_effective_cpu_isa(void);
-enum { DNNL_CPU_ISA_AVX512_CORE_BIT = 0x20 };  // dnnl_cpu_isa_avx512_core = 0x27 = avx2 (0x7) | 0x20
+enum { DNNL_CPU_ISA_AVX512_CORE_BIT = 0x20 };
+// dnnl_cpu_isa_avx512_core_bf16 = 0xe7 = avx512_core_vnni (0x67) | 0x80; the AMX instruction sets include the bit.
+enum { DNNL_CPU_ISA_BF16_BIT = 0x80 };  // dnnl_cpu_isa_avx512_core = 0x27 = avx2 (0x7) | 0x20
 const char *dnnl_alg_kind2str(int v);
 const char *dnnl_fmt_tag2str(int v);
 const char *dnnl_prop_kind2str(int v);

@@ -14,6 +14,9 @@
 //   ConvFwd(x NHWC, w OIHW) -> y NHWC     ConvBwdData(dy, w OIHW[, x]) -> dx     ConvBwdWeights(x, dy) -> dw OIHW
 // (ConvBwdData's optional x only gives dx its shape.) Some passes take the matrix-product route of conv_gemm.cc
 // instead (gemm_conv_preferred says which: small outputs with AVX-512, images of a few channels).
+// Mixed precision (entry points ending in _bf16, for CPUs with native bf16): the two operands of each pass are
+// reordered from the fp32 tensors to bf16 inside the kernel, oneDNN accumulates in fp32 and the result is fp32, so
+// weights, gradients and everything outside the convolutions stay fp32. These passes always run on oneDNN.
 // The aot entry point signature: int f(int nparam, void **params, int *ndims, int64_t **shapes,
 // const char **dtypes, void *stream, void *extra); inputs first, then the output.
 #include "conv_gemm.h"
@@ -81,7 +84,7 @@ void conv_shapes(Kind kind, int64_t **shapes, const int64_t *&x, const int64_t *
     else { x = shapes[0]; y = shapes[1]; w = shapes[2]; }
 }
 
-Kernel *build(Kind kind, int stride, int pad, int64_t **shapes) {
+Kernel *build(Kind kind, int stride, int pad, int64_t **shapes, bool bf16) {
     Context &ctx = context();
     Kernel *k = new Kernel();
     if (!ctx.ok) return k;
@@ -94,14 +97,21 @@ Kernel *build(Kind kind, int stride, int pad, int64_t **shapes) {
     dnnl_dims_t strides = {stride, stride}, dil = {0, 0}, pl = {pad, pad};
     // Right/bottom padding that makes the output size exact (PyTorch/MindSpore floor the output size).
     dnnl_dims_t pr = {(yd[2] - 1) * stride + wd[2] - xd[2] - pad, (yd[3] - 1) * stride + wd[3] - xd[3] - pad};
-    // Activations as they are (NHWC), the weights in whatever layout the chosen kernel wants.
-    dnnl_memory_desc_t xa = nullptr, wa = nullptr, ya = nullptr;
-    dnnl_memory_desc_create_with_tag(&xa, 4, xd, dnnl_f32, dnnl_acdb);
-    dnnl_memory_desc_create_with_tag(&wa, 4, wd, dnnl_f32, dnnl_format_tag_any);
-    dnnl_memory_desc_create_with_tag(&ya, 4, yd, dnnl_f32, dnnl_acdb);
+    // Activations as they are (NHWC), the weights in whatever layout the chosen kernel wants. In bf16 the pass's
+    // two operands are bf16 and its result fp32; the backward passes' forward hint is all bf16.
+    const int low = bf16 ? dnnl_bf16 : dnnl_f32;
+    const int xt = kind == kBackwardData ? dnnl_f32 : low, wt = kind == kBackwardWeights ? dnnl_f32 : low;
+    const int yt = kind == kForward ? dnnl_f32 : low;
+    dnnl_memory_desc_t xa = nullptr, wa = nullptr, ya = nullptr, hx = nullptr, hw = nullptr, hy = nullptr;
+    dnnl_memory_desc_create_with_tag(&xa, 4, xd, xt, dnnl_acdb);
+    dnnl_memory_desc_create_with_tag(&wa, 4, wd, wt, dnnl_format_tag_any);
+    dnnl_memory_desc_create_with_tag(&ya, 4, yd, yt, dnnl_acdb);
+    dnnl_memory_desc_create_with_tag(&hx, 4, xd, low, dnnl_acdb);
+    dnnl_memory_desc_create_with_tag(&hw, 4, wd, low, dnnl_format_tag_any);
+    dnnl_memory_desc_create_with_tag(&hy, 4, yd, yt, dnnl_acdb);
     dnnl_primitive_desc_t fwd = nullptr, pd = nullptr;
     bool ok = check(dnnl_convolution_forward_primitive_desc_create(&fwd, ctx.engine, dnnl_forward_training,
-                                                                   dnnl_convolution_direct, xa, wa, nullptr, ya,
+                                                                   dnnl_convolution_direct, hx, hw, nullptr, hy,
                                                                    strides, dil, pl, pr, nullptr),
                     "convolution forward descriptor");
     if (ok && kind == kForward) {
@@ -142,13 +152,16 @@ Kernel *build(Kind kind, int stride, int pad, int64_t **shapes) {
     dnnl_memory_desc_destroy(xa);
     dnnl_memory_desc_destroy(wa);
     dnnl_memory_desc_destroy(ya);
+    dnnl_memory_desc_destroy(hx);
+    dnnl_memory_desc_destroy(hw);
+    dnnl_memory_desc_destroy(hy);
     k->ok = ok;
     return k;
 }
 
-using Key = std::tuple<int, int, int, std::vector<int64_t>>;
+using Key = std::tuple<int, int, int, bool, std::vector<int64_t>>;
 
-int run(Kind kind, int stride, int pad, int nparam, void **params, int *ndims, int64_t **shapes,
+int run(Kind kind, int stride, int pad, bool bf16, int nparam, void **params, int *ndims, int64_t **shapes,
         const char **dtypes) {
     // ConvBwdData may take a third input whose only use is its shape (the input size of a strided convolution is
     // not determined by its output size): skip it.
@@ -174,10 +187,10 @@ int run(Kind kind, int stride, int pad, int nparam, void **params, int *ndims, i
     const int64_t *xs, *ws, *ys;
     conv_shapes(kind, shapes, xs, ws, ys);
     const ConvGeometry geometry = {xs[0], xs[3], xs[1], xs[2], ws[0], ws[2], ys[1], ys[2], stride, pad};
-    if (ws[2] == ws[3] && gemm_conv_preferred(kind, geometry)) return gemm_conv(kind, geometry, params);
+    if (!bf16 && ws[2] == ws[3] && gemm_conv_preferred(kind, geometry)) return gemm_conv(kind, geometry, params);
     static std::map<Key, std::unique_ptr<Kernel>> cache;
-    auto &slot = cache[Key(kind, stride, pad, dims)];
-    if (!slot) slot.reset(build(kind, stride, pad, shapes));
+    auto &slot = cache[Key(kind, stride, pad, bf16, dims)];
+    if (!slot) slot.reset(build(kind, stride, pad, shapes, bf16));
     Kernel &k = *slot;
     if (!k.ok) return 3;
     Context &ctx = context();
@@ -212,7 +225,11 @@ extern "C" {
 #define DNNL_CONV_ENTRY(NAME, KIND, S, P)                                                                      \
     int NAME##_s##S##p##P(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, \
                           void *) {                                                                            \
-        return run(KIND, S, P, nparam, params, ndims, shapes, dtypes);                                         \
+        return run(KIND, S, P, false, nparam, params, ndims, shapes, dtypes);                                  \
+    }                                                                                                          \
+    int NAME##_s##S##p##P##_bf16(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, \
+                                 void *, void *) {                                                             \
+        return run(KIND, S, P, true, nparam, params, ndims, shapes, dtypes);                                   \
     }
 DNNL_CONV_ENTRY(ConvFwd, kForward, 2, 1)
 DNNL_CONV_ENTRY(ConvBwdData, kBackwardData, 2, 1)
@@ -228,6 +245,8 @@ int DnnlConvInfo(int *out) {
     out[0] = v->major; out[1] = v->minor; out[2] = v->patch; out[3] = static_cast<int>(v->cpu_runtime);
     return 0;
 }
+// Whether oneDNN runs bf16 natively here (its effective instruction set includes AVX512-BF16 or AMX): 1 or 0.
+int DnnlNativeBf16() { return (dnnl_get_effective_cpu_isa() & DNNL_CPU_ISA_BF16_BIT) ? 1 : 0; }
 int DnnlKernelThreads() { return context().pool->get_num_threads(); }
 const char *DnnlConvTagName(int v) { return dnnl_fmt_tag2str(v); }
 const char *DnnlConvPropName(int v) { return dnnl_prop_kind2str(v); }

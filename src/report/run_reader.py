@@ -54,17 +54,9 @@ def read_run(run_dir):
 
 
 def _read_config(run_dir):
-    path = os.path.join(run_dir, rundir.CONFIG_FILE)
-    if not os.path.isfile(path):
+    if not os.path.isfile(os.path.join(run_dir, rundir.CONFIG_FILE)):
         raise UserError(f"not a run directory: {run_dir} has no config.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            cfg = json.load(f)
-    except (OSError, ValueError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
-    if not isinstance(cfg, dict):
-        raise UserError(f"cannot read {path}: not a JSON object")
-    return cfg
+    return rundir.read_config(run_dir)  # a damaged one is one line naming it
 
 
 def read_metrics(path):

@@ -97,7 +97,7 @@ class Bookkeeping:
                 self.check_finite(losses)
             self.save_checkpoint()
             if self.quality.interval > 0 and not self.quality.stopped:
-                self.measure_quality(step // self.trainer.steps_per_epoch, True)
+                self.measure_quality((step - 1) // self.trainer.steps_per_epoch, True)  # the epoch step ended
             self.rotate_checkpoints()
         latest = self.save_samples(rundir.LATEST_SAMPLES_FILE)
         self.write_status("finished")

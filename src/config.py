@@ -8,10 +8,11 @@ MindSpore starts, because some CPU settings must be in the environment before it
 import argparse
 import os
 
-from src.cli import ArgumentParser, check_memory
+from src.cli import ArgumentParser, check_memory, check_seed
 from src.data import fingerprint as data_fingerprint
 from src.data.options import BUILT_IN, IMAGE_SIZES, SPLITS
 from src.errors import UserError
+from src.mixed_precision import AMP_LEVELS, amp_level
 
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
 
@@ -147,14 +148,15 @@ def check_config(cfg):
         raise UserError(f"--metrics_interval must be 0 (never) or positive, not {cfg['metrics_interval']}")
     if cfg.get("metrics_num_images", 1) < 2:
         raise UserError(f"--metrics_num_images must be at least 2, not {cfg['metrics_num_images']}")
-    if not 0 <= cfg.get("ema_decay", 0.0) < 1:
+    if not 0 <= (cfg.get("ema_decay") or 0.0) < 1:  # None (a run saved without EMA): off
         raise UserError(f"--ema_decay must be in [0, 1) (0: off), not {cfg['ema_decay']}")
     if cfg.get("lr_d") is not None and not cfg["lr_d"] > 0:
         raise UserError(f"--lr_d must be positive, not {cfg['lr_d']}")
     if not (cfg["lr"] > 0 and 0 <= cfg["beta1"] < 1):
         raise UserError(f"need --lr > 0 and 0 <= --beta1 < 1 (got {cfg['lr']}, {cfg['beta1']})")
-    if cfg["seed"] < 0:
-        raise UserError(f"--seed must be 0 or positive, not {cfg['seed']}")
+    check_seed(cfg["seed"])
+    if amp_level(cfg) not in AMP_LEVELS:
+        raise UserError(f"--amp_level must be one of {', '.join(AMP_LEVELS)}, not {cfg['amp_level']!r}")
     if cfg.get("metrics_interval") != 0:  # 0: never measured, so any count is harmless
         check_memory(measurement_bytes(cfg.get("metrics_num_images", 1000), cfg["image_size"]),
                      f"--metrics_num_images {cfg.get('metrics_num_images', 1000)}")
@@ -173,7 +175,8 @@ SAVED_TYPES = {"dataset": str, "data_path": (str, type(None)), "split": str, "de
                "fast_cpu": str, "device_id": int, "run_distribute": bool, "strict": bool, "nc": (int, type(None)),
                "lr": (int, float), "beta1": (int, float), "lr_d": (int, float, type(None)),
                "ema_decay": (int, float, type(None)), "metrics_interval": (int, type(None)),
-               "data_fingerprint": (dict, type(None)), "data_changes": list, "data": dict}
+               "data_fingerprint": (dict, type(None)), "data_changes": list, "data": dict,
+               "amp_level": (str, type(None))}
 
 
 def check_saved(saved, path):

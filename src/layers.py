@@ -9,6 +9,7 @@ loads into either net.
 import mindspore.nn as nn
 
 from src.cpu import fast_layers
+from src.mixed_precision import amp_level
 
 KERNEL = 4  # every convolution of DCGAN is 4x4
 BN_MOMENTUM, BN_EPS = 0.9, 1e-5
@@ -85,5 +86,5 @@ def layers_for(cfg):
     """The layer set of a run: the CPU's own layers on CPU (unless --fast_cpu off; in bf16 with --amp_level O1/O2),
     MindSpore's elsewhere (float16 there comes from mindspore.amp, src/networks.py)."""
     if cfg["device_target"] == "CPU" and cfg.get("fast_cpu", "on") == "on":
-        return CpuLayers(bf16=cfg.get("amp_level", "O0") != "O0")
+        return CpuLayers(bf16=amp_level(cfg) != "O0")
     return PaperLayers()

@@ -48,10 +48,10 @@ def describe(cfg):
 
 
 def apply_to_networks(cfg, *nets):
-    """On GPU/Ascend, cast the nets for float16 training with mindspore.amp (parameter names and checkpoints stay
-    those of fp32 nets); on CPU bf16 is chosen by the layers (src/layers.py) instead."""
+    """The nets as the training step runs them. On GPU/Ascend: mindspore.amp's float16 versions, new cells holding
+    the same Parameter objects under the same names (so the EMA, checkpoints and sampling keep using the fp32 nets);
+    elsewhere the nets themselves (on CPU bf16 is chosen by the layers, src/layers.py)."""
     if not loss_scaled(cfg):
-        return
+        return nets
     import mindspore as ms
-    for net in nets:
-        ms.amp.auto_mixed_precision(net, amp_level(cfg))
+    return tuple(ms.amp.auto_mixed_precision(net, amp_level(cfg)) for net in nets)

@@ -34,11 +34,11 @@ def build_training_step(cfg, fused=True):
     fused=False: G's step runs G's forward pass again (the model zoo's two-pass form; same weights). Float16 training
     (--amp_level O1/O2 on GPU/Ascend) always takes that form: its loss scales live in the step cells."""
     netG, netD = build_networks(cfg)
-    apply_to_networks(cfg, netG, netD)
     optimizerG = nn.Adam(netG.trainable_params(), learning_rate=cfg["lr"], beta1=cfg["beta1"])
     lr_d = cfg.get("lr_d") or cfg["lr"]  # two time-scale update rule (Heusel et al. 2017) when it differs
     optimizerD = nn.Adam(netD.trainable_params(), learning_rate=lr_d, beta1=cfg["beta1"])
-    train_step = DCGAN(*step_cells(netG, netD, optimizerG, optimizerD, loss_scaled(cfg)), fused=fused)
+    stepG, stepD = apply_to_networks(cfg, netG, netD)  # float16 on GPU/Ascend: the same Parameters
+    train_step = DCGAN(*step_cells(stepG, stepD, optimizerG, optimizerD, loss_scaled(cfg)), fused=fused)
     train_step.set_train(True)
     return train_step, netG, netD, optimizerG, optimizerD
 

@@ -21,7 +21,7 @@ from src.cpu import bf16
 from src.discriminator import Discriminator
 from src.errors import UserError
 from src.generator import Generator
-from src.mixed_precision import check_amp_level
+from src.mixed_precision import apply_to_networks, check_amp_level
 from src.step_cells import step_cells
 from src.dcgan import DCGAN
 from src.weight_init import init_weights
@@ -226,12 +226,14 @@ def loss_scaled_step(scale_window=1000, amp_level=None):
     rng = np.random.default_rng(3)
     init_weights(netG, rng)
     init_weights(netD, rng)
-    if amp_level:
-        ms.amp.auto_mixed_precision(netG, amp_level)
-        ms.amp.auto_mixed_precision(netD, amp_level)
     optG = nn.Adam(netG.trainable_params(), 2e-4, beta1=0.5)
     optD = nn.Adam(netD.trainable_params(), 2e-4, beta1=0.5)
-    train_d, train_g = step_cells(netG, netD, optG, optD, loss_scaled=True)
+    stepG, stepD = netG, netD
+    if amp_level:  # as src/networks.py trains them: float16 cells holding the fp32 nets' very Parameters
+        stepG, stepD = apply_to_networks({"amp_level": amp_level, "device_target": "GPU"}, netG, netD)
+        assert stepG is not netG and stepD is not netD
+        assert [id(p) for p in stepG.trainable_params()] == [id(p) for p in netG.trainable_params()]
+    train_d, train_g = step_cells(stepG, stepD, optG, optD, loss_scaled=True)
     if scale_window != 1000:
         for cell in (train_d, train_g):
             cell.loss_scaling_manager.scale_window = scale_window

@@ -68,3 +68,32 @@ def test_the_report_skips_a_checkpoint_rotated_away_between_listing_and_reading(
     listed = [str(run / "ckpt" / "generator_00000001.ckpt"), str(run / "ckpt" / "generator_00000002.ckpt")]
     monkeypatch.setattr(run_reader.glob, "glob", lambda pattern: list(listed))  # step 1 rotated after the listing
     assert run_reader.read_run(str(run))["checkpoints"] == [("generator_00000002.ckpt", 10)]
+
+
+@pytest.mark.parametrize("key, value", [("ema_decay", None), ("amp_level", "O3"), ("amp_level", 5)])
+def test_a_config_json_damaged_in_its_precision_or_ema_is_one_line_on_resume(tmp_path, key, value):
+    """A saved setting of the right JSON type but an impossible value is refused before any work, or read as
+    its meaning (an EMA of null is off), never a TypeError."""
+    from src.config import parse_train_args, resolve_train_config, resume_config
+    cfg = resolve_train_config(parse_train_args([*SMALL, "--output_path", str(tmp_path / "run")]))
+    saved = dict(cfg, **{key: value})
+    args = parse_train_args(["--resume", "--output_path", str(tmp_path / "run")])
+    if key == "ema_decay":
+        assert resume_config(saved, args)[0]["ema_decay"] is None
+    else:
+        with pytest.raises(UserError, match="amp_level"):
+            resume_config(saved, args)
+
+
+def test_the_report_names_the_best_checkpoints_own_metric_when_the_latest_uses_another(tmp_path):
+    from src.report import render_report
+
+    run = tmp_path / "run"
+    (run / "ckpt").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"dataset": "fake", "batch_size": 4}))
+    (run / "ckpt" / "generator_00000002.ckpt").write_bytes(b"x")
+    records = [{"step": 2, "source": "train", "checkpoint": True, "primary": "cfid", "cfid": 3.5},
+               {"step": 4, "source": "train", "checkpoint": False, "primary": "swd", "swd": 20.0}]
+    (run / "quality.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    page = open(render_report(str(run)), encoding="utf-8").read()
+    assert "Best samples at step 2</b> (cfid 3.5)" in page

@@ -162,9 +162,9 @@ def _quality_section(run, figure):
         return section + [_missing("No measurement yet: quality.jsonl is missing or empty "
                                    "(train.py measures at every checkpoint unless --metrics_interval 0).")]
     last = records[-1]
-    primary = last.get("primary", "?")
     if best is not None:
-        section.append(f"<p><b>Best samples at step {best['step']}</b> ({_e(primary)} {best[primary]:.4g}): "
+        section.append(f"<p><b>Best samples at step {best['step']}</b> ({_e(best['primary'])} "
+                       f"{best[best['primary']]:.4g}): "
                        f"ckpt/generator_{best['step']:08d}.ckpt, kept from rotation; eval.py and export.py use it "
                        "unless given --which latest.</p>")
     section.append(f"<p class=\"note\">{_e(last.get('num_images', '?'))} generated images from a fixed latent "

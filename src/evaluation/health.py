@@ -15,6 +15,7 @@ SATURATED_D_X, SATURATED_D_G_Z = 0.99, 0.01  # D's mean outputs on real and fake
 SATURATION_STEPS = 200  # ...for at least this many consecutive steps
 LOSS_EXPLOSION = 10.0  # a loss this many times the run's median logged loss so far (and above EXPLOSION_FLOOR)
 EXPLOSION_FLOOR = 15.0
+HISTORY = 500  # logged values the median is taken over
 QUALITY_WORSE = 2.0  # a quality measurement this many times the best one...
 QUALITY_WORSE_COUNT = 2  # ...this many measurements in a row
 
@@ -52,6 +53,7 @@ class TrainingHealth:
                 else:
                     self.told.discard(f"exploding_{name}")
             history.append(value)
+            del history[:-HISTORY]  # a bounded window: the median stays cheap over a multi-day run
         return found
 
     def check_quality(self, record, best):

@@ -11,9 +11,10 @@ The page references every image by a path relative to itself and needs no networ
 
 Three concerns, one module each: run_reader.py reads the run directory into plain data, figures.py draws the
 curves, the GIF and the real-vs-fake image, page.py writes the HTML. It only reads the run directory and writes the
-files above, each under a temporary name then renamed, so a browser or a concurrent render never sees half a file. Missing pieces (no metrics or grids yet) are said on the page; a
-piece that fails to render is reported on the page and as a warning, so the trainer can call this at every epoch
-end. Only a run directory that cannot be read or written is a UserError.
+files above, each under a temporary name then renamed, so a browser or a concurrent render never sees half a file.
+Missing pieces (no metrics or grids yet) are said on the page; a piece that fails to render is reported on the page
+and as a warning, so the trainer can call this at every epoch end. Only a run directory that cannot be read or
+written, or whose config.json is missing or damaged, is a UserError.
 """
 import os
 import pathlib

@@ -1,7 +1,8 @@
 """Reading a run directory for its report: everything the page shows, as plain data.
 
 Every file may be half-written, damaged, or removed by the trainer between listing and reading (checkpoints
-rotate): what cannot be read is left out, never raised. Only a missing run directory or config.json is an error.
+rotate): what cannot be read is left out, never raised. Only a missing run directory, or a missing or damaged
+config.json, is an error (one line).
 """
 import glob
 import json

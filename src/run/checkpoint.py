@@ -62,7 +62,7 @@ def atomic_save(save_obj, path, append_dict=None):
         finally:
             os.close(directory)
     except (OSError, RuntimeError, ValueError) as error:
-        for partial in (tmp, tmp[:-len(".ckpt")] + ".tmp"):  # ours and MindSpore's own temporary name
+        for partial in (tmp, path[:-len(".ckpt")] + MINDSPORE_TMP_SUFFIX):  # ours and MindSpore's own
             _remove_quietly(partial)
         reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
         raise UserError(f"cannot save checkpoint {path}: {reason} (disk full?); earlier checkpoints are kept") \

@@ -17,6 +17,7 @@ import sys
 from src.cli import ArgumentParser, check_seed, command
 from src.config import DEVICE_TARGETS
 from src.errors import UserError
+from src.outputs.generate import check_output_folder
 
 DATASETS = ("cifar10", "mnist", "folder", "digits")
 CLASSIFIERS = ("linear", "svc")
@@ -63,24 +64,9 @@ def parse_args(argv=None):
     if args.num_labels is not None and args.num_labels < 1:
         raise UserError(f"--num_labels must be positive, not {args.num_labels}")
     check_seed(args.seed)
-    check_output_path(args.output_path, "guided_backprop.png" if args.visualize else "verify.json")
+    if args.output_path is not None:
+        check_output_folder(args.output_path, ["guided_backprop.png" if args.visualize else "verify.json"])
     return args
-
-
-def check_output_path(folder, file_name):
-    """Refuse, before any feature or SVM is computed, an --output_path that cannot take the result: an existing
-    file, or a folder where `file_name` is a directory or cannot be written."""
-    if folder is None:
-        return
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise UserError(f"--output_path {folder} is an existing file, not a directory")
-    if os.path.isdir(os.path.join(folder, file_name)):
-        raise UserError(f"cannot write {os.path.join(folder, file_name)}: it is an existing directory")
-    existing = folder
-    while existing and not os.path.exists(existing):
-        existing = os.path.dirname(existing.rstrip(os.sep)) or "."
-    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write to --output_path {folder}: {existing} is not a writable directory")
 
 
 def class_count(dataset, data_path):

@@ -80,16 +80,22 @@ def check_output_path(output_path, fmt, interpolate=0, extra=()):
     """Refuse, before anything is loaded or drawn, an output path that cannot take the results: an existing file
     where the folder should be, an output name that exists as the wrong kind (a folder named generate.png, a file
     named images with --format png), or no writable folder to create it in. `extra`: further file names."""
-    if os.path.exists(output_path) and not os.path.isdir(output_path):
-        raise UserError(f"--output_path {output_path} is an existing file, not a directory")
     files = ["generate.png", *extra] + (["images.npz"] if fmt == "npz" else []) + \
         (["interpolate.png"] if interpolate else [])
-    for name in files:
-        if os.path.isdir(os.path.join(output_path, name)):
-            raise UserError(f"cannot write {os.path.join(output_path, name)}: it is an existing directory")
+    check_output_folder(output_path, files)
     images = os.path.join(output_path, "images")
     if fmt == "png" and os.path.exists(images) and not os.path.isdir(images):
         raise UserError(f"cannot write the images into {images}: it is an existing file")
+
+
+def check_output_folder(output_path, file_names):
+    """Refuse an --output_path that is an existing file, holds one of `file_names` as a directory, or has no
+    writable folder to be created in (eval.py, verify.py: before any work)."""
+    if os.path.exists(output_path) and not os.path.isdir(output_path):
+        raise UserError(f"--output_path {output_path} is an existing file, not a directory")
+    for name in file_names:
+        if os.path.isdir(os.path.join(output_path, name)):
+            raise UserError(f"cannot write {os.path.join(output_path, name)}: it is an existing directory")
     existing = os.path.abspath(output_path)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)

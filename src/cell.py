@@ -22,17 +22,20 @@ def bce_with_logits(logits, target):
 class WithLossCellD(nn.Cell):
     """Discriminator loss: -log D(x) - log(1 - D(G(z))), on a real batch and a (detached) fake batch.
 
+    real_label < 1 is one-sided label smoothing (Salimans et al. 2016): D's target for real images is, say, 0.9
+    instead of 1, so it is not rewarded for ever more confident logits on them; fakes keep the target 0.
     Returns (loss, mean D(x), mean D(G(z))).
     """
 
-    def __init__(self, netD):
+    def __init__(self, netD, real_label=1.0):
         super().__init__(auto_prefix=False)
         self.netD = netD
+        self.real_label = real_label
 
     def construct(self, real, fake):
         logits_real = self.netD(real)
         logits_fake = self.netD(fake)
-        loss = bce_with_logits(logits_real, 1.0) + bce_with_logits(logits_fake, 0.0)
+        loss = bce_with_logits(logits_real, self.real_label) + bce_with_logits(logits_fake, 0.0)
         return loss, mean_probability(logits_real), mean_probability(logits_fake)
 
 

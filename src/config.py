@@ -28,6 +28,7 @@ COMMON = dict(
     fast_cpu="on",  # CPU only: src/cpu/fast_layers.py (same weights and results, faster); "off": plain layers
     split="train",  # which part of a dataset with official splits to train on (see src/dataset.py)
     ema_decay=0.99,  # moving average of G's weights, sampled and saved (0: off, the paper's G); see src/ema.py
+    real_label=1.0,  # D's target for real images; < 1: one-sided label smoothing (src/cell.py)
     metrics_interval=None,  # sample-quality metrics every N steps (None: at every checkpoint; 0: never)
     metrics_num_images=1000,  # generated images per quality measurement during training
 )
@@ -50,6 +51,10 @@ CONFIGS = {
     "lfw": dict(COMMON, image_size=64, epoch_size=25),
     "mindrecord": dict(COMMON),  # prepare_data.py's output; --image_size must be the one it was converted at
 }
+
+# --recipe: named sets of training settings, applied over the dataset's dict and under the command line.
+# "paper": Radford et al.'s DCGAN exactly (no averaged G, hard labels, one learning rate).
+RECIPES = {"default": {}, "paper": dict(ema_decay=0.0, real_label=1.0, lr_d=None)}
 
 DATASET_NAMES = tuple(CONFIGS)  # src/data/options.py's DATASETS, the built-in demo first
 DEFAULT_DATASET = "digits"
@@ -95,7 +100,9 @@ def train_parser():
             "metrics_interval", "metrics_num_images")
     for name in ints:
         p.add_argument("--" + name, type=int, default=None)
-    for name in ("lr", "lr_d", "beta1", "ema_decay"):
+    p.add_argument("--recipe", choices=tuple(RECIPES), default=None,
+                   help="paper: the paper's DCGAN exactly (--ema_decay 0 --real_label 1); default: this project's")
+    for name in ("lr", "lr_d", "beta1", "ema_decay", "real_label"):
         p.add_argument("--" + name, type=float, default=None)
     return p
 
@@ -117,9 +124,10 @@ def resolve_train_config(args):
     dataset = args.dataset or DEFAULT_DATASET
     if dataset not in DATASET_NAMES:
         raise UserError(f"unknown dataset '{dataset}'; choose one of: {', '.join(DATASET_NAMES)}")
-    cfg = dict(RUN_DEFAULTS, **CONFIGS[dataset])
+    recipe = args.recipe or "default"
+    cfg = {**RUN_DEFAULTS, **CONFIGS[dataset], **RECIPES[recipe]}
     cfg.update({k: v for k, v in vars(args).items() if v is not None or k not in cfg})
-    cfg["dataset"] = dataset
+    cfg["dataset"], cfg["recipe"] = dataset, recipe
     if cfg.pop("allow_data_change", None):
         raise UserError("--allow_data_change is for --resume: a new run has no data to change from")
     if cfg.get("data_path"):
@@ -150,6 +158,8 @@ def check_config(cfg):
         raise UserError(f"--metrics_num_images must be at least 2, not {cfg['metrics_num_images']}")
     if not 0 <= (cfg.get("ema_decay") or 0.0) < 1:  # None (a run saved without EMA): off
         raise UserError(f"--ema_decay must be in [0, 1) (0: off), not {cfg['ema_decay']}")
+    if not 0.5 < (cfg.get("real_label") or 1.0) <= 1:  # None (a run saved before the option): 1
+        raise UserError(f"--real_label must be in (0.5, 1] (1: no label smoothing), not {cfg['real_label']}")
     if cfg.get("lr_d") is not None and not cfg["lr_d"] > 0:
         raise UserError(f"--lr_d must be positive, not {cfg['lr_d']}")
     if not (cfg["lr"] > 0 and 0 <= cfg["beta1"] < 1):
@@ -176,7 +186,8 @@ SAVED_TYPES = {"dataset": str, "data_path": (str, type(None)), "split": str, "de
                "lr": (int, float), "beta1": (int, float), "lr_d": (int, float, type(None)),
                "ema_decay": (int, float, type(None)), "metrics_interval": (int, type(None)),
                "data_fingerprint": (dict, type(None)), "data_changes": list, "data": dict,
-               "amp_level": (str, type(None))}
+               "amp_level": (str, type(None)),
+               "real_label": (int, float, type(None)), "recipe": (str, type(None))}
 
 
 def check_saved(saved, path):
@@ -211,8 +222,8 @@ def resume_config(saved, args):
     comparison starts again (src/run/directory.py read_quality)."""
     check_saved(saved, os.path.join(args.output_path, "config.json"))
     # Runs saved before --split existed read train and test together: resume them on the same images.
-    # Runs saved before --amp_level existed trained in fp32.
-    cfg = {"split": "all", "amp_level": "O0", **RUN_DEFAULTS, **saved, "resume": True, "netG": None, "netD": None}
+    # Runs saved before --amp_level, --recipe and --real_label existed trained in fp32 with hard labels.
+    cfg = {"split": "all", "amp_level": "O0", "recipe": "default", "real_label": 1.0, **RUN_DEFAULTS, **saved, "resume": True, "netG": None, "netD": None}
     changes = []
     old_path = cfg.get("output_path")
     cfg["output_path"] = args.output_path

@@ -38,7 +38,8 @@ def build_training_step(cfg, fused=True):
     lr_d = cfg.get("lr_d") or cfg["lr"]  # two time-scale update rule (Heusel et al. 2017) when it differs
     optimizerD = nn.Adam(netD.trainable_params(), learning_rate=lr_d, beta1=cfg["beta1"])
     stepG, stepD = apply_to_networks(cfg, netG, netD)  # float16 on GPU/Ascend: the same Parameters
-    train_step = DCGAN(*step_cells(stepG, stepD, optimizerG, optimizerD, loss_scaled(cfg)), fused=fused)
+    cells = step_cells(stepG, stepD, optimizerG, optimizerD, loss_scaled(cfg), cfg.get("real_label") or 1.0)
+    train_step = DCGAN(*cells, fused=fused)
     train_step.set_train(True)
     return train_step, netG, netD, optimizerG, optimizerD
 

@@ -56,8 +56,8 @@ class _TrainOneStep(nn.TrainOneStepCell):
 class TrainOneStepCellD(_TrainOneStep):
     """One Adam step of D on a real and a (detached) fake batch: (real, fake) -> (loss_d, D(x), D(G(z)))."""
 
-    def __init__(self, netD, optimizerD):
-        super().__init__(WithLossCellD(netD), optimizerD)
+    def __init__(self, netD, optimizerD, real_label=1.0):
+        super().__init__(WithLossCellD(netD, real_label), optimizerD)
         self.netD = netD
 
 
@@ -123,8 +123,8 @@ class _LossScaledTrainOneStep(nn.TrainOneStepWithLossScaleCell):
 class LossScaledTrainOneStepCellD(_LossScaledTrainOneStep):
     """TrainOneStepCellD with dynamic loss scaling: (real, fake) -> (loss_d, D(x), D(G(z)), overflow)."""
 
-    def __init__(self, netD, optimizerD, scale_window=LOSS_SCALE_WINDOW):
-        super().__init__(WithLossCellD(netD), optimizerD, "d", scale_window)
+    def __init__(self, netD, optimizerD, real_label=1.0, scale_window=LOSS_SCALE_WINDOW):
+        super().__init__(WithLossCellD(netD, real_label), optimizerD, "d", scale_window)
         self.netD = netD
 
 
@@ -136,8 +136,10 @@ class LossScaledTrainOneStepCellG(_LossScaledTrainOneStep):
         self.netG = netG
 
 
-def step_cells(netG, netD, optimizerG, optimizerD, loss_scaled=False):
-    """(D's step cell, G's step cell): with a dynamic loss scale each when `loss_scaled` (float16 training)."""
+def step_cells(netG, netD, optimizerG, optimizerD, loss_scaled=False, real_label=1.0):
+    """(D's step cell, G's step cell): with a dynamic loss scale each when `loss_scaled` (float16 training);
+    real_label: D's target for real images (< 1: one-sided label smoothing, see src/cell.py)."""
     if loss_scaled:
-        return LossScaledTrainOneStepCellD(netD, optimizerD), LossScaledTrainOneStepCellG(netG, netD, optimizerG)
-    return TrainOneStepCellD(netD, optimizerD), TrainOneStepCellG(netG, netD, optimizerG)
+        return (LossScaledTrainOneStepCellD(netD, optimizerD, real_label),
+                LossScaledTrainOneStepCellG(netG, netD, optimizerG))
+    return TrainOneStepCellD(netD, optimizerD, real_label), TrainOneStepCellG(netG, netD, optimizerG)

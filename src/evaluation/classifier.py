@@ -7,16 +7,18 @@ classifier on the dataset's own training labels and keeps it as a checkpoint; it
 feature space. Distances in it compare runs of this project on the same data; they are not comparable with FID
 numbers in papers.
 
-Network (PatchClassifier): a stack of 2x2 stride-2 convolutions with ReLU (S -> S/2 -> ... -> 4x4; widths 32, 64,
-128, 128), then Dense(4*4*128 -> 64) (the features: taken before its ReLU, where no dimension is ever constant), ReLU
-and Dense(64 -> classes). The features are standardised per dimension by their mean and deviation over the training
-images (stored with the checkpoint), so that the kernel distance, which is not scale-invariant, sees values of
-order 1 on every dataset, and the Fréchet distance is in units of the features' spread. A 2x2 stride-2 convolution
-reads disjoint patches, so it is written as a reshape and one matrix product: it runs at full speed on any CPU
-(MindSpore's NCHW Conv2d takes oneDNN's slow reference path on AVX-512 CPUs unless src/cpu/device.py caps the
-instruction set, which training with the project's own kernels does not) and on GPU/Ascend alike.
+Network (PatchClassifier): a stack of 4x4 stride-2 convolutions with padding 1 and ReLU, as D's (S -> S/2 -> ...
+-> 4x4; widths 32, 64, 128, 128), then Dense(4*4*width -> 64) (the features: taken before its ReLU, where no
+dimension is ever constant), ReLU and Dense(64 -> classes). The features are standardised per dimension by their
+mean and deviation over the training images (stored with the checkpoint), so that the kernel distance, which is not
+scale-invariant, sees values of order 1 on every dataset, and the Fréchet distance is in units of the features'
+spread. Each convolution is written as slices and one matrix product (`PatchClassifier.windows`): it runs at full speed on
+any CPU (MindSpore's NCHW Conv2d takes oneDNN's slow reference path on AVX-512 CPUs unless src/cpu/device.py caps
+the instruction set, which training with the project's own kernels does not) and on GPU/Ascend alike. Overlapping
+4x4 windows see strokes across patch borders: 99.0% on MNIST's test set after 3 epochs (98.4% on digits), where
+disjoint 2x2 patches (the network of FORMAT_VERSION 1) reached 97.7%.
 
-Training: Adam (lr 1e-3), batches of 64, cross-entropy; weights drawn from a NumPy generator seeded by `seed` and
+Training: Adam (lr 1e-3, falling linearly to 0), batches of 64, cross-entropy; weights drawn from a NumPy generator seeded by `seed` and
 batches shuffled by it too (MindSpore's global seed is left alone: the trainer calls this mid-run). Epochs: enough
 for about TARGET_STEPS steps, between MIN_EPOCHS and MAX_EPOCHS. The test accuracy is logged and stored.
 
@@ -37,7 +39,7 @@ LEARNING_RATE = 1e-3
 TARGET_STEPS = 300
 MIN_EPOCHS, MAX_EPOCHS = 3, 30
 FEATURE_BATCH = 250  # images per forward pass when extracting features
-FORMAT_VERSION = 1  # bump when the network or its training changes: older caches are retrained
+FORMAT_VERSION = 2  # bump when the network or its training changes: older caches are retrained
 
 
 def cache_name(dataset, image_size, nc):
@@ -55,6 +57,7 @@ def fingerprint(images, labels):
 
 
 def _network_class():
+    import mindspore as ms
     import mindspore.nn as nn
     import mindspore.ops as ops
 
@@ -69,21 +72,38 @@ def _network_class():
                 stages += 1
             widths = WIDTHS[:stages] if stages <= len(WIDTHS) else WIDTHS + (WIDTHS[-1],) * (stages - len(WIDTHS))
             inputs = (nc,) + tuple(widths[:-1])
-            self.convs = nn.CellList([nn.Dense(4 * c_in, c_out) for c_in, c_out in zip(inputs, widths)])
+            self.convs = nn.CellList([nn.Dense(16 * c_in, c_out) for c_in, c_out in zip(inputs, widths)])
             self.hidden = nn.Dense(4 * 4 * widths[-1], FEATURE_DIM)
             self.out = nn.Dense(FEATURE_DIM, num_classes)
             self.relu = nn.ReLU()
 
         def features(self, x):
-            x = ops.transpose(x, (0, 2, 3, 1))  # NHWC: a 2x2 patch is then 4 rows of C contiguous values
+            x = ops.transpose(x, (0, 2, 3, 1))  # NHWC: a window's pixels are then rows of C contiguous values
             for conv in self.convs:
-                b, h, w, c = x.shape
-                x = ops.reshape(x, (b, h // 2, 2, w // 2, 2, c))
-                x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
-                x = ops.reshape(x, (b * (h // 2) * (w // 2), 4 * c))
-                x = self.relu(conv(x))
+                b, h, w, _ = x.shape
+                x = self.relu(conv(self.windows(x)))
                 x = ops.reshape(x, (b, h // 2, w // 2, -1))
             return self.hidden(ops.reshape(x, (x.shape[0], -1)))
+
+        def windows(self, x):
+            """The 4x4 windows at stride 2 of NHWC images padded by 1, as rows: (B*H/2*W/2, 16*C). Padded, the
+            image is a grid of disjoint 2x2 patches (one reshape), and each window is the 2x2 block of patches at
+            its position: gathered along each axis by constant indices (StridedSlice's gradient corrupted memory
+            on MindSpore 2.10's CPU backend after a few hundred steps)."""
+            b, h, w, c = x.shape
+            oh, ow = h // 2, w // 2
+            x = ops.concat((ops.zeros((b, 1, w, c), x.dtype), x, ops.zeros((b, 1, w, c), x.dtype)), axis=1)
+            x = ops.concat((ops.zeros((b, h + 2, 1, c), x.dtype), x, ops.zeros((b, h + 2, 1, c), x.dtype)), axis=2)
+            x = ops.reshape(x, (b, oh + 1, 2, ow + 1, 2, c))
+            x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (b, oh + 1, ow + 1, 4 * c))
+            rows = ops.gather(x, self.neighbours(oh), 1)  # (b, 2*oh, ow+1, 4c): patch rows i and i+1 for each i
+            x = ops.gather(rows, self.neighbours(ow), 2)  # (b, 2*oh, 2*ow, 4c)
+            x = ops.reshape(x, (b, oh, 2, ow, 2, 4 * c))
+            return ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (b * oh * ow, 16 * c))
+
+        def neighbours(self, n):
+            """Indices 0, 1, 1, 2, 2, 3, ..., n-1, n: each patch position with the next one."""
+            return ms.Tensor(np.repeat(np.arange(n + 1), 2)[1:-1], ms.int32)
 
         def construct(self, x):
             return self.out(self.relu(self.features(x)))
@@ -161,7 +181,11 @@ def train(train_x, train_y, test_x, test_y, seed=0, epochs=None, log=print, desc
     if epochs is None:
         epochs = int(np.clip(np.ceil(TARGET_STEPS / steps_per_epoch), MIN_EPOCHS, MAX_EPOCHS))
     loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
-    optimizer = nn.Adam(net.trainable_params(), learning_rate=LEARNING_RATE)
+    # The learning rate falls linearly to zero over the run: the last epochs settle into a minimum (+0.5 points
+    # of test accuracy on MNIST over a constant rate).
+    total = epochs * steps_per_epoch
+    schedule = [LEARNING_RATE * (1.0 - step / total) for step in range(total)]
+    optimizer = nn.Adam(net.trainable_params(), learning_rate=schedule)
 
     def forward(x, y):
         return loss_fn(net(x), y)

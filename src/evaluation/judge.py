@@ -220,31 +220,35 @@ class QualityJudge:
         (train_x, train_y), (test_x, test_y) = train
         fingerprint = clf.fingerprint(train_x, train_y)
         stem = f"{clf.cache_name(self.dataset, self.image_size, self.nc)}_{fingerprint[:8]}"
-        if cache_dir:
-            places = [os.path.join(cache_dir, stem)]
-        else:
-            places = []
-            if data_path and self.dataset != "digits":
-                parent, base = os.path.split(os.path.abspath(data_path))
-                if os.access(parent, os.W_OK):
-                    places.append(os.path.join(parent, f"{base}.{stem}"))  # beside the data, never inside it
-            places.append(user_cache_dir(stem))
+        # Trained once per dataset: kept in the run directory (a moved run takes it along) and in a shared place,
+        # beside the data when that directory is writable, else the user's cache, where the next run finds it.
+        places = [os.path.join(cache_dir, stem)] if cache_dir else []
+        if data_path and self.dataset != "digits":
+            parent, base = os.path.split(os.path.abspath(data_path))
+            if os.access(parent, os.W_OK):
+                places.append(os.path.join(parent, f"{base}.{stem}"))  # beside the data, never inside it
+        places.append(user_cache_dir(stem))
         expected = {"version": clf.FORMAT_VERSION, "image_size": self.image_size, "nc": self.nc,
                     "fingerprint": fingerprint}
-        for place in places:
-            cached = clf.load(place, expected)
-            if cached is not None:
-                self.log(f"quality classifier {place}.ckpt: test accuracy {cached.info['test_accuracy']:.4f} "
-                         f"({cached.info['num_classes']} classes)")
-                return cached
-        description = f"{self.dataset} {self.image_size} px nc {self.nc} ({self.split_note})"
-        classifier = clf.train(train_x, train_y, test_x, test_y, seed=SPLIT_SEED, log=self.log,
-                               description=description)
-        classifier.info["fingerprint"] = fingerprint
-        classifier.info["dataset"] = self.dataset
-        for place in places:
-            if clf.save(classifier, place, self.log):
+        found, classifier = None, None
+        for index, place in enumerate(places):
+            classifier = clf.load(place, expected)
+            if classifier is not None:
+                found = index
+                self.log(f"quality classifier {place}.ckpt: test accuracy {classifier.info['test_accuracy']:.4f} "
+                         f"({classifier.info['num_classes']} classes)")
                 break
+        if classifier is None:
+            description = f"{self.dataset} {self.image_size} px nc {self.nc} ({self.split_note})"
+            classifier = clf.train(train_x, train_y, test_x, test_y, seed=SPLIT_SEED, log=self.log,
+                                   description=description)
+            classifier.info["fingerprint"] = fingerprint
+            classifier.info["dataset"] = self.dataset
+        if cache_dir and found != 0:
+            clf.save(classifier, places[0], self.log)
+        if found is None or (cache_dir and found == 0):  # the shared place may lack it
+            shared = places[1:] if cache_dir else places
+            next((place for place in shared if clf.save(classifier, place, self.log)), None)
         return classifier
 
     # -- measuring ---------------------------------------------------------------------------------------------

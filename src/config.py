@@ -158,7 +158,8 @@ def check_config(cfg):
         raise UserError(f"--metrics_num_images must be at least 2, not {cfg['metrics_num_images']}")
     if not 0 <= (cfg.get("ema_decay") or 0.0) < 1:  # None (a run saved without EMA): off
         raise UserError(f"--ema_decay must be in [0, 1) (0: off), not {cfg['ema_decay']}")
-    if not 0.5 < (cfg.get("real_label") or 1.0) <= 1:  # None (a run saved before the option): 1
+    real_label = cfg.get("real_label")
+    if real_label is not None and not 0.5 < real_label <= 1:  # None: a run saved before the option (1)
         raise UserError(f"--real_label must be in (0.5, 1] (1: no label smoothing), not {cfg['real_label']}")
     if cfg.get("lr_d") is not None and not cfg["lr_d"] > 0:
         raise UserError(f"--lr_d must be positive, not {cfg['lr_d']}")

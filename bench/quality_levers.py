@@ -1,6 +1,6 @@
 """Sample quality of G and of its moving average at every saved training state of one or more runs.
 
-python bench/quality_levers.py RUN_DIR [RUN_DIR ...] [--num_images N]
+python bench/quality_levers.py RUN_DIR [RUN_DIR ...] [--num_images N] [--last] [--bn_batches K]
 
 For each train_state_N.ckpt (keep them with --keep_checkpoint_max) it rebuilds G itself and, when the run averaged
 it (--ema_decay), the averaged G, and scores both with the project's sample-quality judge (src/evaluation) on the
@@ -40,6 +40,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+")
     p.add_argument("--num_images", type=int, default=1000)
+    p.add_argument("--last", action="store_true", help="score only each run's last saved training state")
     p.add_argument("--bn_batches", type=int, default=0,
                    help="also score the averaged G with BatchNorm statistics re-estimated on this many batches")
     args = p.parse_args()
@@ -61,7 +62,8 @@ def main():
         judge = judges[key]
         cfg = dict(cfg, device_target="CPU")
         curves = {}
-        for step in checkpoint.saved_steps(run):
+        steps = checkpoint.saved_steps(run)
+        for step in steps[-1:] if args.last else steps:
             state = checkpoint.read_checkpoint(checkpoint.ckpt_path(run, "train_state", step))
             line = {"run": run, "step": step, "ema_decay": cfg.get("ema_decay", 0.0)}
             for group in ("G", "EMA"):

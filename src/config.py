@@ -224,7 +224,8 @@ def resume_config(saved, args):
     check_saved(saved, os.path.join(args.output_path, "config.json"))
     # Runs saved before --split existed read train and test together: resume them on the same images.
     # Runs saved before --amp_level, --recipe and --real_label existed trained in fp32 with hard labels.
-    cfg = {"split": "all", "amp_level": "O0", "recipe": "default", "real_label": 1.0, **RUN_DEFAULTS, **saved, "resume": True, "netG": None, "netD": None}
+    cfg = {"split": "all", "amp_level": "O0", "recipe": "default", "real_label": 1.0, **RUN_DEFAULTS, **saved,
+           "resume": True, "netG": None, "netD": None}
     changes = []
     old_path = cfg.get("output_path")
     cfg["output_path"] = args.output_path

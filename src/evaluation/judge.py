@@ -246,7 +246,7 @@ class QualityJudge:
             classifier.info["dataset"] = self.dataset
         if cache_dir and found != 0:
             clf.save(classifier, places[0], self.log)
-        if found is None or (cache_dir and found == 0):  # the shared place may lack it
+        if found is None:  # trained here: shared for the next run (the first writable place)
             shared = places[1:] if cache_dir else places
             next((place for place in shared if clf.save(classifier, place, self.log)), None)
         return classifier

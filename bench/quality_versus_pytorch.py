@@ -20,7 +20,6 @@ PyTorch is a benchmark-only install in its own environment (pip install torch==2
 import argparse
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -29,22 +28,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-
-
-def cpu_name():
-    flags, name = set(), platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and name == platform.processor():
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    return f"{name} ({os.cpu_count()} cores; {', '.join(isa) or 'no AVX2'})"
+from versus_pytorch import cpu_description  # noqa: E402  (a sibling script: this file's folder is on sys.path)
 
 
 def run_jobs(jobs, parallel):
@@ -89,6 +73,7 @@ def main():
     p.add_argument("--no_torch", action="store_true", help="leave the PyTorch reference out")
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time, each on its own core")
     a = p.parse_args()
+    cpu = cpu_description()  # before start_device() below caps oneDNN's instruction set for the scoring
     variants = dict(v.split("=", 1) for v in (a.ours or ["default="]))
     os.makedirs(a.workdir, exist_ok=True)
     results_file = os.path.join(a.workdir, "results.jsonl")
@@ -162,7 +147,7 @@ def main():
 
     groups = (["pytorch"] if not a.no_torch else []) + list(variants)
     print(f"\nMNIST 32 px, ngf {a.ngf} / ndf {a.ndf}, batch 128, {a.steps} steps; cfid on {a.num_images} samples "
-          f"against the 10,000 test images; one core per training; {cpu_name()}")
+          f"against the 10,000 test images; one core per training; {cpu['cpu']} ({cpu['cores']} cores, {cpu['isa']})")
     print("| run | " + " | ".join(f"seed {s}" for s in a.seeds) + " | mean | worst | time per run (median) |")
     print("|---|" + "---|" * (len(a.seeds) + 3))
     for group in groups:

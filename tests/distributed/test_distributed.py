@@ -153,8 +153,15 @@ def test_workers_wait_for_rank0_measuring_quality_for_longer_than_the_schedulers
     # Rank 0 alone measures quality while rank 1 waits in the next all-reduce; the first measurement trains the
     # quality classifier (~25 s at 64 px on a 2-core VM). MS_NODE_TIMEOUT=10 makes msrun's scheduler quick to
     # notice a dead worker; the workers must still wait longer than that for each other.
+    # A home of its own, so that no classifier cached by an earlier run makes the measurement short; the CPU
+    # kernels built once per user are shared, not rebuilt.
+    home = tmp_path / "home"
+    (home / ".cache" / "dcgan").mkdir(parents=True)
+    kernels = os.path.join(os.path.expanduser("~"), ".cache", "dcgan", "custom_ops")
+    if os.path.isdir(kernels):
+        os.symlink(kernels, home / ".cache" / "dcgan" / "custom_ops")
     run = tmp_path / "run"
-    env = launcher_env(MASTER_PORT=free_port(), MS_NODE_TIMEOUT=10)
+    env = launcher_env(MASTER_PORT=free_port(), MS_NODE_TIMEOUT=10, HOME=home)
     msrun(2, "digits", run, "--max_steps", "20", "--metrics_interval", "10", "--image_size", "64", *SMALL, env=env)
     measured = re.search(r"quality at step 10: .*\[(\d+\.\d) s\]", (run / "train.log").read_text())
     assert measured and float(measured.group(1)) > 10  # rank 1 did wait longer than the scheduler's timeout

@@ -103,8 +103,8 @@ def main():
                         "--steps", str(a.steps), "--seed", str(seed), "--ngf", str(a.ngf), "--ndf", str(a.ndf),
                         "--threads", "1", "--num_images", str(a.num_images), "--out", os.path.abspath(out)]
                 jobs.append((name, argv, out + ".log", lambda s, name=name, out=out: record(name, seconds=s, out=out)))
-    for variant, flags in variants.items():
-        for seed in a.seeds:
+    for seed in a.seeds:  # seed by seed, so that every variant's first results come early
+        for variant, flags in variants.items():
             name, run = f"{variant}/seed{seed}", os.path.abspath(os.path.join(a.workdir, f"{variant}_seed{seed}"))
             if name in times and os.path.isdir(run):
                 continue

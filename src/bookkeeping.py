@@ -160,7 +160,7 @@ class Bookkeeping:
         t = self.trainer
         averaged = t.sampled_generator() if t.ema is not None else None
         checkpoint.save_training_checkpoint(self.dir, t.step, self.cfg, t.netG, t.netD, t.optimizerG, t.optimizerD,
-                                            ms.Tensor(t.fixed_noise), averaged)
+                                            ms.Tensor(t.fixed_noise), averaged, t.loss_scales)
 
     def rotate_checkpoints(self):
         if not self.is_main:

@@ -136,6 +136,19 @@ class LossScaledTrainOneStepCellG(_LossScaledTrainOneStep):
         self.netG = netG
 
 
+def loss_scale_entries(train_step):
+    """(name, Parameter) of each loss-scaled network's dynamic scale and the counters that decide when it grows
+    again, for the training checkpoint; [] for a step without loss scaling. Checkpointed, a resumed float16 run
+    goes on at the scale it had found instead of overflowing its way down from 2^16 again."""
+    entries = []
+    for net, cell in (("D", train_step.train_d), ("G", train_step.train_g)):
+        if isinstance(cell, nn.TrainOneStepWithLossScaleCell):
+            manager = cell.loss_scaling_manager
+            entries += [(f"{net}.scale", cell.scale_sense), (f"{net}.current_step", manager.cur_iter),
+                        (f"{net}.last_overflow_step", manager.last_overflow_iter)]
+    return entries
+
+
 def step_cells(netG, netD, optimizerG, optimizerD, loss_scaled=False, real_label=1.0):
     """(D's step cell, G's step cell): with a dynamic loss scale each when `loss_scaled` (float16 training);
     real_label: D's target for real images (< 1: one-sided label smoothing, see src/cell.py)."""

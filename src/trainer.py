@@ -23,6 +23,7 @@ from src.outputs.visuals import save_grid
 from src.run import checkpoint, directory as rundir
 from src.run.distributed import World, stop_vote
 from src.run.interrupt import StopRequest
+from src.step_cells import loss_scale_entries
 
 LOSS_NAMES = ("loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2")
 
@@ -51,6 +52,8 @@ class Trainer:
         if cfg["max_steps"]:
             self.total_steps = min(self.total_steps, cfg["max_steps"])
         self.train_step, self.netG, self.netD, self.optimizerG, self.optimizerD = build_training_step(cfg)
+        self.loss_scales = loss_scale_entries(self.train_step)  # float16 (GPU/Ascend) only; checkpointed
+        self.overflows = None  # float16: per network, the steps skipped since the last log line (device tensors)
         self.averagedG = self.ema = None
         if cfg.get("ema_decay"):
             self.averagedG = build_generator(cfg)
@@ -77,7 +80,7 @@ class Trainer:
             self.log.info("no checkpoint yet: resuming from step 0")
             return
         self.step, self.fixed_noise = checkpoint.load_training_state(
-            path, self.netG, self.netD, self.optimizerG, self.optimizerD, self.averagedG)
+            path, self.netG, self.netD, self.optimizerG, self.optimizerD, self.averagedG, self.loss_scales)
         self.log.info(f"resumed from {path} at step {self.step}")
 
     def _warm_start(self):
@@ -145,7 +148,7 @@ class Trainer:
                 outputs = self.train_step(real, noise)  # D step, then G step (src/dcgan.py)
                 losses = dict(zip(LOSS_NAMES, outputs))
                 if len(outputs) > len(LOSS_NAMES):  # float16: each network's overflow flag (its step was skipped)
-                    self._log_overflow(outputs[len(LOSS_NAMES):])
+                    self._count_overflows(outputs[len(LOSS_NAMES):])
                 if self.step == start_step:
                     # Everything alive now (MindSpore's modules, the nets, the compiled step) lives as long as the
                     # run: out of the collector's sight, its full collections stay short.
@@ -200,6 +203,7 @@ class Trainer:
         last_time, last_step = self.timer
         record = {"step": self.step, "epoch": epoch + 1, **{k: float(v.asnumpy()) for k, v in losses.items()},
                   "images_per_s": round((self.step - last_step) * cfg["batch_size"] / (now - last_time), 1)}
+        record.update(self._overflow_record())
         keeping.check_finite(record)
         if self.world.is_main:
             self.metrics.write(record)
@@ -208,14 +212,33 @@ class Trainer:
         self.log.info(f"[{self.step}/{self.total_steps}] epoch {epoch + 1}/{cfg['epoch_size']} "
                       f"{record['images_per_s']:.0f} img/s | loss_d {record['loss_d']:.4f} "
                       f"loss_g {record['loss_g']:.4f} | D(x) {record['d_x']:.3f} "
-                      f"D(G(z)) {record['d_g_z1']:.3f}/{record['d_g_z2']:.3f} | ETA {format_duration(eta)}")
+                      f"D(G(z)) {record['d_g_z1']:.3f}/{record['d_g_z2']:.3f} | ETA {format_duration(eta)}"
+                      + self._overflow_text(record))
         self.timer = (time.time(), self.step)
 
-    def _log_overflow(self, overflows):
-        skipped = [net for net, overflow in zip("DG", overflows) if bool(overflow.asnumpy())]
-        if skipped:
-            self.log.info(f"step {self.step + 1}: gradients overflowed in float16, step skipped for "
-                          f"{' and '.join(skipped)} (its loss scale lowered)")
+    def _count_overflows(self, flags):
+        """Add a step's overflow flags (D's, G's) to the counts of the next log line. The sums stay on the device:
+        reading a flag every step would make the host wait for each step to finish before queueing the next."""
+        flags = tuple(flag.astype("int32") for flag in flags)
+        self.overflows = flags if self.overflows is None else tuple(a + b for a, b in zip(self.overflows, flags))
+
+    def _overflow_record(self):
+        """float16 training: the steps each network skipped since the last log line, and its loss scale now."""
+        if self.overflows is None:
+            return {}
+        record = {f"skipped_{net}": int(count.asnumpy()) for net, count in zip("dg", self.overflows)}
+        self.overflows = None
+        scales = dict(self.loss_scales)
+        record.update({f"loss_scale_{net.lower()}": float(scales[f"{net}.scale"].asnumpy()) for net in "DG"})
+        return record
+
+    @staticmethod
+    def _overflow_text(record):
+        if "skipped_d" not in record:
+            return ""
+        skipped = [f"{net} {record[f'skipped_{net.lower()}']}" for net in "DG" if record[f"skipped_{net.lower()}"]]
+        return (f" | float16 steps skipped (gradients overflowed): {', '.join(skipped) or 'none'}; loss scale "
+                f"D {record['loss_scale_d']:g}, G {record['loss_scale_g']:g}")
 
     def _first_batch(self, images):
         """Log a fingerprint of this rank's first batch (ranks must differ) and, on rank 0 of a new run, save a

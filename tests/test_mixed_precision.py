@@ -314,3 +314,34 @@ def test_mindspore_amp_float16_runs_on_cpu_with_batch_norm_and_names_kept():
         flags.append((bool(outputs[5].asnumpy()), bool(outputs[6].asnumpy())))
     assert flags[-1] == (False, False), flags  # the scales settled where float16 gradients fit
     assert float(step.train_d.scale_sense.asnumpy()) <= 2.0 ** 16
+
+
+def test_a_float16_run_logs_its_skipped_steps_and_resumes_at_the_loss_scale_it_reached(tmp_path, monkeypatch):
+    """The trainer with loss-scaled step cells (as on GPU/Ascend; here in fp32 on CPU): the log line counts each
+    network's skipped steps and shows its scale; the training checkpoint keeps the scales and their counters."""
+    import src.networks
+    from src.trainer import Trainer
+    monkeypatch.setattr(src.networks, "loss_scaled", lambda cfg: True)
+    run = str(tmp_path / "run")
+    small = ["--dataset", "digits", "--batch_size", "4", "--ngf", "8", "--ndf", "8", "--nz", "16",
+             "--log_interval", "1", "--metrics_interval", "0", "--fast_cpu", "off", "--output_path", run]
+    trainer = Trainer(resolve_train_config(parse_train_args(small + ["--max_steps", "3"])))
+    assert [name for name, _ in trainer.loss_scales] == [
+        "D.scale", "D.current_step", "D.last_overflow_step", "G.scale", "G.current_step", "G.last_overflow_step"]
+    trainer.train_step.train_d.scale_sense.set_data(ms.Tensor(3e38, ms.float32))  # D's gradients overflow
+    assert trainer.run() == 3
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        first = json.loads(f.readline())
+    assert (first["skipped_d"], first["skipped_g"]) == (1, 0)
+    assert (first["loss_scale_d"], first["loss_scale_g"]) == (pytest.approx(1.5e38), 2.0 ** 16)
+    with open(os.path.join(run, "train.log")) as f:
+        assert "float16 steps skipped (gradients overflowed): D 1; loss scale D 1.5e+38, G 65536" in f.read()
+    saved = {name: p.asnumpy().copy() for name, p in trainer.loss_scales}
+    assert saved["D.current_step"] == 4 and saved["G.current_step"] == 4  # three steps taken, counting from 1
+    trainer.lock.close()  # as when the training process ends
+
+    args = parse_train_args(["--resume", "--output_path", run, "--max_steps", "3"])
+    resumed = Trainer(resume_config(json.load(open(os.path.join(run, "config.json"))), args)[0])
+    assert resumed.step == 3
+    for name, p in resumed.loss_scales:
+        np.testing.assert_array_equal(p.asnumpy(), saved[name], err_msg=name)

@@ -77,6 +77,9 @@ def remove_partial_files(run_dir):
             _remove_quietly(path)
 
 
+LOSS_SCALE_GROUP = "loss_scale"
+
+
 def network_entries(net):
     """(name, parameter) of every weight and BN statistic, named by position in the network ('main.0.weight').
 
@@ -109,8 +112,10 @@ def as_save_list(entries):
     return [{"name": name, "data": p} for name, p in entries]
 
 
-def save_training_checkpoint(run_dir, step, cfg, netG, netD, optimizerG, optimizerD, fixed_noise, averagedG=None):
-    """Save the three checkpoints of `step`. With `averagedG` (the EMA of G), generator_N.ckpt holds it."""
+def save_training_checkpoint(run_dir, step, cfg, netG, netD, optimizerG, optimizerD, fixed_noise, averagedG=None,
+                             loss_scales=()):
+    """Save the three checkpoints of `step`. With `averagedG` (the EMA of G), generator_N.ckpt holds it;
+    loss_scales: (name, parameter) of float16 training's loss scales (src/step_cells.py), kept in train_state."""
     os.makedirs(os.path.join(run_dir, CKPT_DIR), exist_ok=True)
     g_arch = {"net": "G", "image_size": cfg["image_size"], "nz": cfg["nz"], "ngf": cfg["ngf"], "nc": cfg["nc"]}
     d_arch = {"net": "D", "image_size": cfg["image_size"], "ndf": cfg["ndf"], "nc": cfg["nc"]}
@@ -120,6 +125,7 @@ def save_training_checkpoint(run_dir, step, cfg, netG, netD, optimizerG, optimiz
     atomic_save(as_save_list(network_entries(netD)), ckpt_path(run_dir, "discriminator", step),
                 append_dict=dict(d_arch, step=step))
     state = as_save_list(state_entries(netG, netD, optimizerG, optimizerD, averagedG))
+    state += as_save_list((f"{LOSS_SCALE_GROUP}/{name}", p) for name, p in loss_scales)
     state.append({"name": "fixed_noise", "data": fixed_noise})
     path = ckpt_path(run_dir, "train_state", step)
     atomic_save(state, path, append_dict={"step": step, "seed": cfg["seed"]})
@@ -164,11 +170,14 @@ def assign(entries, params, source):
         p.set_data(ms.Tensor(params[name].asnumpy(), p.dtype))
 
 
-def load_training_state(path, netG, netD, optimizerG, optimizerD, averagedG=None):
-    """Restore G, D, both optimizers and the averaged G (when given) from a train_state file.
+def load_training_state(path, netG, netD, optimizerG, optimizerD, averagedG=None, loss_scales=()):
+    """Restore G, D, both optimizers, the averaged G and the loss scales (when given) from a train_state file.
     Returns (step, fixed_noise numpy)."""
     params = read_checkpoint(path)
     assign(state_entries(netG, netD, optimizerG, optimizerD, averagedG), params, path)
+    # Loss scales saved before they were checkpointed are missing: those start again from their initial value.
+    scales = [(f"{LOSS_SCALE_GROUP}/{name}", p) for name, p in loss_scales]
+    assign([(name, p) for name, p in scales if name in params], params, path)
     return int(params["step"].asnumpy()), params["fixed_noise"].asnumpy()
 
 

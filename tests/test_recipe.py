@@ -15,6 +15,7 @@ def config(*args):
 def test_paper_recipe_turns_off_what_the_paper_does_not_have_and_flags_still_win():
     default, paper = config(), config("--recipe", "paper")
     assert default["recipe"] == "default" and default["ema_decay"] == 0.99 and default["real_label"] == 1.0
+    assert (default["lr"], default["lr_d"]) == (4e-4, 2e-4)  # G at twice D's rate
     assert paper["recipe"] == "paper" and paper["ema_decay"] == 0.0 and paper["real_label"] == 1.0
     assert paper["lr_d"] is None and (paper["lr"], paper["beta1"], paper["batch_size"]) == (2e-4, 0.5, 128)
     assert config("--recipe", "paper", "--ema_decay", "0.9")["ema_decay"] == 0.9  # the command line comes last

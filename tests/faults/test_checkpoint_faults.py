@@ -155,7 +155,7 @@ def test_divergence_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp
     run = tmp_path / "run"
     train(*SMALL, "--output_path", str(run), "--max_steps", "3")
     config = json.loads((run / "config.json").read_text())
-    config["lr"] = 1e20  # an absurd learning rate: the weights overflow within a step
+    config["lr"] = config["lr_d"] = 1e20  # absurd learning rates: the weights overflow within a step
     (run / "config.json").write_text(json.dumps(config))
     result = train("--resume", "--output_path", str(run), "--max_steps", "9", check=False)
     assert result.returncode == 1

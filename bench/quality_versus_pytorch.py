@@ -6,7 +6,8 @@ python bench/quality_versus_pytorch.py --data_path MNIST_DIR --torch_python VENV
 
 Trains, for every seed, the PyTorch reference (bench/torch_dcgan_train.py: the examples/dcgan loop, its G at the
 end) and this project's train.py once per --ours variant (default: `default=` , the default recipe; e.g.
-`--ours paper="--recipe paper"`), all on MNIST's 60,000 training images at 32 px, batch 128, Adam 2e-4 / 0.5, the
+`--ours paper="--recipe paper"`), all on MNIST's 60,000 training images at 32 px, batch 128, Adam with beta1 0.5
+(PyTorch at its 2e-4 for both networks, ours at the variant's learning rates), the
 model zoo's nets at --ngf/--ndf (32: G 256/128/64, D 64/128/256) for --steps steps (2,340 = 5 epochs). Each
 training runs alone on one core (taskset, one thread), --jobs of them at a time, so their times compare.
 Then every generator is scored by this project's judge (src/evaluation: cfid/ckid on the quality classifier's

@@ -38,7 +38,7 @@ def test_resume_keeps_what_the_command_line_leaves_out_and_logs_what_it_changes(
 
 
 @pytest.mark.parametrize("flag, value, saved", [("--batch_size", "32", "batch_size=4"), ("--ngf", "16", "ngf=8"),
-                                                ("--lr", "0.001", "lr=0.0002"),
+                                                ("--lr", "0.001", "lr=0.0004"),
                                                 ("--dataset", "digits", "dataset=fake")])
 def test_resume_refuses_to_change_what_defines_the_run(tmp_path, flag, value, saved):
     run = tmp_path / "run"

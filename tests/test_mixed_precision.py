@@ -46,13 +46,27 @@ def in_fresh_process(function):
 # ---------------------------------------------------------------------------------------------------------------
 # bf16 on CPU
 
+def bf16_route(kind, in_channels, output_pixels):
+    """How the bf16 kernels compute pass `kind` of a 4x4 stride-2 convolution: "fp32" (faster so on this CPU), "bf16"
+    (oneDNN's bf16 kernel) or "bf16 product" (bf16_route in src/cpu/kernels/conv_gemm.cc)."""
+    import ctypes
+    from src.cpu import kernels
+    code = ctypes.CDLL(kernels.library()).DnnlBf16Route(
+        ("ConvFwd", "ConvBwdData", "ConvBwdWeights").index(kind), ctypes.c_int64(in_channels),
+        ctypes.c_int64(output_pixels[0]), ctypes.c_int64(output_pixels[1]))
+    return ("fp32", "bf16", "bf16 product")[code]
+
+
 def bf16_convolutions_within_their_rounding_bound():
     import mindspore.ops as ops
-    from src.cpu import kernels
-    from src.cpu.bf16 import bf16_passes
     from src.cpu.fast_layers import DnnlConv2d, DnnlConv2dTranspose
     rng = np.random.default_rng(5)
+    routes = set()
+    # D's layers and G's (transposed) ones at every size the routes tell apart: 1-4 and 16+ channels, 8x8 and 4x4
+    # output pixels.
     for cls, cin, cout, shape in ((DnnlConv2d, 3, 32, (8, 32, 32, 3)), (DnnlConv2d, 32, 64, (8, 16, 16, 32)),
+                                  (DnnlConv2d, 64, 128, (8, 8, 8, 64)),
+                                  (DnnlConv2dTranspose, 128, 64, (8, 4, 4, 128)),
                                   (DnnlConv2dTranspose, 64, 32, (8, 8, 8, 64)),
                                   (DnnlConv2dTranspose, 32, 1, (8, 16, 16, 32))):
         exact, low = cls(cin, cout, 4, 2, 1), cls(cin, cout, 4, 2, 1, bf16=True)
@@ -74,10 +88,15 @@ def bf16_convolutions_within_their_rounding_bound():
         ref, got = outputs(exact, x, w, dy), outputs(low, x, w, dy)
         # The same linear maps applied to magnitudes: the sum of |terms| behind every element of y, dx and dw.
         scale = outputs(exact, np.abs(x), np.abs(w), np.abs(dy))
-        # Which passes run in bf16 (the weight gradient only with AMX); the others must equal fp32's.
-        in_bf16 = [kind in bf16_passes(kernels.library()) for kind in ("ConvFwd", "ConvBwdData", "ConvBwdWeights")]
-        if cls is DnnlConv2dTranspose:  # its forward is a backward-data pass, its input gradient a forward one
-            in_bf16 = [in_bf16[1], in_bf16[0], in_bf16[2]]
+        # How each pass ran; those in fp32 must equal fp32's. The convolution behind a transposed one has its
+        # output channels as input channels and its input as output pixels; its forward is a backward-data pass.
+        if cls is DnnlConv2d:
+            kinds, channels, pixels = ("ConvFwd", "ConvBwdData", "ConvBwdWeights"), cin, (shape[1] // 2, shape[2] // 2)
+        else:
+            kinds, channels, pixels = ("ConvBwdData", "ConvFwd", "ConvBwdWeights"), cout, shape[1:3]
+        ran = [bf16_route(kind, channels, pixels) for kind in kinds]
+        routes.update(ran)
+        in_bf16 = [route != "fp32" for route in ran]
         for name, r, g, s, low in zip(("forward", "input gradient", "weight gradient"), ref, got, scale, in_bf16):
             assert g.dtype == np.float32
             error = np.abs(g - r)
@@ -86,6 +105,7 @@ def bf16_convolutions_within_their_rounding_bound():
             assert np.all(error <= bound), (cls.__name__, name, float((error / (bound + 1e-30)).max()))
             if low:
                 assert error.max() > 0, (cls.__name__, name, "identical to fp32: bf16 did not run")
+    assert routes >= {"bf16", "bf16 product"}, routes  # both bf16 routes checked
     print("ok")
 
 

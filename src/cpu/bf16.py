@@ -11,8 +11,6 @@ from src.cpu import kernels
 
 CPUINFO = "/proc/cpuinfo"
 NATIVE_FLAGS = ("avx512_bf16", "amx_bf16")
-# dnnl_cpu_isa_avx512_core_amx (0xfef) = avx10_1_512 (0x1ef) | the AMX tile, int8 and bf16 bits.
-ONEDNN_AMX_BITS = 0xE00
 
 
 def cpu_flags(cpuinfo=None):
@@ -44,14 +42,3 @@ def native_bf16_problem(cpuinfo=None):
                 "train with --amp_level O0 (fp32)")
     return None
 
-
-def bf16_passes(library):
-    """The convolution passes (kernel names) that compute in bf16 under --amp_level O1/O2.
-
-    Forward and backward-data always. The weight gradient only with AMX: with AVX512-BF16 alone (AMD Zen 4),
-    oneDNN's bf16 weight-gradient kernel (jit_bf16, which transposes its operands) measured slower than the fp32
-    kernels it replaces (model-zoo widths, 32 px, B 128: 458 ms per step against 402 ms with fp32 weight gradients,
-    bench/train_step.py), so there it stays fp32."""
-    isa = ctypes.CDLL(library).dnnl_get_effective_cpu_isa()  # oneDNN's, found through the kernels' library
-    amx = isa & ONEDNN_AMX_BITS == ONEDNN_AMX_BITS
-    return ("ConvFwd", "ConvBwdData") + (("ConvBwdWeights",) if amx else ())

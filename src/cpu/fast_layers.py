@@ -106,14 +106,13 @@ class FullConv2d(nn.Conv2d):
 
 def _dnnl_kernels(stride, padding, kernel_size, bf16=False):
     """(forward, backward-data, backward-weights) Custom ops for one stride/padding, or None without the library.
-    bf16: the passes src/cpu/bf16.py names compute in bf16 (fp32 tensors in and out, fp32 accumulation)."""
+    bf16: the passes compute in bf16 (fp32 tensors in and out, fp32 accumulation) where that is faster on this CPU
+    (the kernels choose per pass and layer: bf16_route in kernels/conv_gemm.cc)."""
     from src.cpu import kernels
-    from src.cpu.bf16 import bf16_passes
     library = kernels.library()
     if library is None or (stride, padding) not in DNNL_STRIDE_PADDING:
         return None
-    suffix = f"_s{stride}p{padding}"
-    low_precision = bf16_passes(library) if bf16 else ()
+    suffix = f"_s{stride}p{padding}" + ("_bf16" if bf16 else "")
 
     def conv_out(x, w):  # x, y: (N, H, W, C); w: (O, C, k, k)
         return (x[0], (x[1] + 2 * padding - w[2]) // stride + 1, (x[2] + 2 * padding - w[3]) // stride + 1, w[0])
@@ -125,7 +124,7 @@ def _dnnl_kernels(stride, padding, kernel_size, bf16=False):
         return (dy[3], x[3], kernel_size, kernel_size)
 
     def custom(name, shape):
-        kernel = f"{library}:{name}{suffix}" + ("_bf16" if name in low_precision else "")
+        kernel = f"{library}:{name}{suffix}"
         return ops.Custom(kernel, out_shape=shape, out_dtype=mstype.float32, func_type="aot")
 
     return custom("ConvFwd", conv_out), custom("ConvBwdData", conv_in), custom("ConvBwdWeights", conv_weight)

@@ -10,12 +10,19 @@
 //   backward-data     dcol (M x K) = dy (M x o) . W (o x K)   then col2im: dx = sum of dcol over the taps
 //   backward-weights  dW (o x K) = dy^T (o x M) . col (M x K)
 // W is the OIHW weight read as an (o x K) matrix. im2col and col2im, which oneDNN does not offer, are written here.
+//
+// In bf16 (--amp_level O1/O2 on a CPU with native bf16; bf16_route says which passes) the forward and weight-gradient
+// products take bf16 operands (oneDNN's bf16 matmul accumulates in fp32; y and dW are fp32). Their col's columns are
+// ordered (kh, kw, ci), so im2col converts each tap's channels as they lie in the NHWC image; W is read, and dW
+// written back, in OIHW order.
 #include "conv_gemm.h"
 
 #include "dnnl_runtime.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <immintrin.h>
 #include <map>
 #include <memory>
 #include <tuple>
@@ -29,25 +36,28 @@ struct GemmKernel {
     bool ok = false;
 };
 
-dnnl_memory_desc_t matrix(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
+dnnl_memory_desc_t matrix(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride,
+                          int type = dnnl_f32) {
     dnnl_dims_t dims = {rows, cols}, strides = {row_stride, col_stride};
     dnnl_memory_desc_t md = nullptr;
-    check(dnnl_memory_desc_create_with_strides(&md, 2, dims, dnnl_f32, strides), "matrix descriptor");
+    check(dnnl_memory_desc_create_with_strides(&md, 2, dims, type, strides), "matrix descriptor");
     return md;
 }
 
-GemmKernel *build(ConvPass pass, const ConvGeometry &g) {
+// The product of one pass; bf16 (forward and backward-weights): its two operands are bf16, its result fp32.
+GemmKernel *build(ConvPass pass, const ConvGeometry &g, bool bf16) {
     Context &ctx = context();
     GemmKernel *k = new GemmKernel();
     if (!ctx.ok) return k;
     const int64_t M = g.n * g.ho * g.wo, K = g.c * g.k * g.k, O = g.o;
+    const int operand = bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_memory_desc_t a, b, c;
     if (pass == kForward) {
-        a = matrix(M, K, K, 1), b = matrix(K, O, 1, K), c = matrix(M, O, O, 1);
+        a = matrix(M, K, K, 1, operand), b = matrix(K, O, 1, K, operand), c = matrix(M, O, O, 1);
     } else if (pass == kBackwardData) {
         a = matrix(M, O, O, 1), b = matrix(O, K, K, 1), c = matrix(M, K, K, 1);
     } else {
-        a = matrix(O, M, 1, O), b = matrix(M, K, K, 1), c = matrix(O, K, K, 1);
+        a = matrix(O, M, 1, O, operand), b = matrix(M, K, K, 1, operand), c = matrix(O, K, K, 1);
     }
     dnnl_primitive_desc_t mpd = nullptr;
     bool ok = a && b && c &&
@@ -135,11 +145,91 @@ void col2im(const ConvGeometry &g, const float *dcol, float *dx) {
     g.k == 4 ? col2im<4>(g, dcol, dx) : col2im<0>(g, dcol, dx);
 }
 
+using bf16_t = uint16_t;
+
+#if (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10) || (defined(__clang__) && __clang_major__ >= 9)
+#define DCGAN_BF16_INTRINSICS 1
+// 16 values per instruction (vcvtneps2bf16). Only called where the CPU has AVX512-BF16: the bf16 kernels run only
+// after src/cpu/bf16.py found native bf16, and every CPU with AMX has AVX512-BF16 too.
+__attribute__((target("avx512f,avx512vl,avx512bf16"))) int64_t to_bf16_vector(const float *in, bf16_t *out,
+                                                                               int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(in + i)));
+    return i;
+}
+#endif
+
+// fp32 -> bf16 rounded to nearest even, as the instruction and oneDNN's reorders round; a NaN stays a NaN.
+bf16_t to_bf16(float value) {
+    uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<bf16_t>((bits >> 16) | 0x40);
+    return static_cast<bf16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+// out[i] = bf16(in[i]) for n values.
+void to_bf16(const float *in, bf16_t *out, int64_t n) {
+    int64_t done = 0;
+#ifdef DCGAN_BF16_INTRINSICS
+    done = to_bf16_vector(in, out, n);
+#endif
+    for (int64_t i = done; i < n; ++i) out[i] = to_bf16(in[i]);
+}
+
+// A bf16 copy of n fp32 values in arena(slot), or null when it cannot be allocated.
+bf16_t *to_bf16(const void *values, int64_t n, int slot) {
+    bf16_t *out = static_cast<bf16_t *>(arena(slot, n * sizeof(bf16_t)));
+    if (!out) return nullptr;
+    const float *in = static_cast<const float *>(values);
+    parallel_range((n + 1023) / 1024, [&](int64_t first, int64_t last) {  // blocks of 1,024 values
+        to_bf16(in + first * 1024, out + first * 1024, std::min(n, last * 1024) - first * 1024);
+    });
+    return out;
+}
+
+// col[(b, oh, ow), (kh, kw, ci)] = x[b, oh * s - p + kh, ow * s - p + kw, ci] in bf16, zero outside the image: for
+// each kh the taps inside the image are one run of channels-last pixels, converted as they lie.
+void im2col_taps_last(const ConvGeometry &g, const float *x, bf16_t *col) {
+    const int64_t K = g.c * g.k * g.k, row = g.w * g.c;
+    parallel_range(g.n, [&](int64_t first, int64_t last) {
+        for (int64_t b = first; b < last; ++b)
+            for (int64_t oh = 0; oh < g.ho; ++oh)
+                for (int64_t ow = 0; ow < g.wo; ++ow) {
+                    const Taps t(g, oh, ow);
+                    bf16_t *out = col + ((b * g.ho + oh) * g.wo + ow) * K;
+                    if (!t.all(g.k)) std::memset(out, 0, K * sizeof(bf16_t));
+                    for (int64_t kh = t.kh0; kh < t.kh1; ++kh)
+                        to_bf16(x + (b * g.h + t.ih0 + kh) * row + (t.iw0 + t.kw0) * g.c,
+                                out + (kh * g.k + t.kw0) * g.c, (t.kw1 - t.kw0) * g.c);
+                }
+    });
+}
+
 bool execute(dnnl_primitive_t prim, int n, dnnl_exec_arg_t *args, const char *what) {
     return check(dnnl_primitive_execute(prim, context().stream, n, args), what);
 }
 
 }  // namespace
+
+Bf16Route bf16_route(ConvPass pass, const ConvGeometry &g) {
+    // Measured with AVX512-BF16 and no AMX (2-core AMD EPYC, B 128, bench/train_step.py --amp_level O1, the
+    // alternatives alternated; bench/RESULTS.md):
+    // - weight gradient: oneDNN's bf16 kernel (jit_bf16, which transposes its operands) was slower than its fp32
+    //   one (model zoo, 32 px: 458 against 402 ms per step); the bf16 product takes ~60% of the fp32 kernel's time
+    //   at 16 or more input channels (step -8% narrow, -17% model zoo). D's first layer (1-3 channels) stays fp32.
+    // - forward with at most 16 output pixels (D's 8x8 -> 4x4 layer): the product beat oneDNN's bf16 kernel and its
+    //   weight reorder (-3% of the model-zoo step, -4% narrow).
+    // - backward-data into 1-4 channels: the fp32 product + col2im (gemm_conv_preferred) beat oneDNN's bf16 kernel,
+    //   which blocks over the few channels.
+    // With AMX (not measured here) every pass runs on oneDNN's bf16 kernels.
+    static const bool amx = (dnnl_get_effective_cpu_isa() & DNNL_CPU_ISA_AMX_BITS) == DNNL_CPU_ISA_AMX_BITS;
+    if (amx) return kBf16Direct;
+    if (pass == kBackwardWeights) return g.c >= 16 ? kBf16Product : kFp32;
+    if (pass == kForward && g.ho * g.wo <= 16 && g.c >= 16) return kBf16Product;
+    if (pass == kBackwardData && g.c <= 4) return kFp32;
+    return kBf16Direct;
+}
 
 bool gemm_conv_preferred(ConvPass pass, const ConvGeometry &g) {
     // Measured on DCGAN's layers (bench/RESULTS.md): with AVX-512 the product wins at 4x4 outputs (~20% per pass,
@@ -160,7 +250,7 @@ int gemm_conv(ConvPass pass, const ConvGeometry &g, void *const *params) {
     using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int>;
     static std::map<Key, std::unique_ptr<GemmKernel>> cache;
     auto &slot = cache[Key(pass, g.n, g.c, g.h, g.w, g.o, g.k, g.ho, g.wo, g.stride, g.pad)];
-    if (!slot) slot.reset(build(pass, g));
+    if (!slot) slot.reset(build(pass, g, false));
     GemmKernel &k = *slot;
     if (!k.ok) return 3;
     const int64_t M = g.n * g.ho * g.wo, K = g.c * g.k * g.k;
@@ -185,6 +275,54 @@ int gemm_conv(ConvPass pass, const ConvGeometry &g, void *const *params) {
     if (!execute(k.matmul, 3, args, "matmul")) return 4;
     dnnl_stream_wait(context().stream);
     if (pass == kBackwardData) col2im(g, col, static_cast<float *>(params[2]));
+    return 0;
+}
+
+int gemm_conv_bf16(ConvPass pass, const ConvGeometry &g, void *const *params) {
+    if (pass == kBackwardData) return 6;  // not offered: bf16_route never asks for it
+    using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int>;
+    static std::map<Key, std::unique_ptr<GemmKernel>> cache;
+    auto &slot = cache[Key(pass, g.n, g.c, g.h, g.w, g.o, g.k, g.ho, g.wo, g.stride, g.pad)];
+    if (!slot) slot.reset(build(pass, g, true));
+    GemmKernel &k = *slot;
+    if (!k.ok) return 3;
+    const int64_t M = g.n * g.ho * g.wo, K = g.c * g.k * g.k, kk = g.k * g.k;
+    // Arena slots: 0 col; 1 the other operand in bf16 (w as (o, kh, kw, ci), or dy); 2 the weight gradient's product.
+    bf16_t *col = static_cast<bf16_t *>(arena(0, M * K * sizeof(bf16_t)));
+    if (!col) return 5;
+    im2col_taps_last(g, static_cast<const float *>(params[0]), col);
+    void *src, *weights, *dst;
+    if (pass == kForward) {  // (x, w) -> y
+        bf16_t *w = static_cast<bf16_t *>(arena(1, g.o * K * sizeof(bf16_t)));
+        if (!w) return 5;
+        const float *oihw = static_cast<const float *>(params[1]);
+        parallel_range(g.o, [&](int64_t first, int64_t last) {
+            for (int64_t o = first; o < last; ++o)
+                for (int64_t tap = 0; tap < kk; ++tap)
+                    for (int64_t ci = 0; ci < g.c; ++ci) w[(o * kk + tap) * g.c + ci] = to_bf16(oihw[(o * g.c + ci) * kk + tap]);
+        });
+        src = col, weights = w, dst = params[2];
+    } else {  // (x, dy) -> dw
+        src = to_bf16(params[1], M * g.o, 1);
+        dst = arena(2, g.o * K * sizeof(float));
+        if (!src || !dst) return 5;
+        weights = col;
+    }
+    dnnl_memory_set_data_handle(k.src, src);
+    dnnl_memory_set_data_handle(k.weights, weights);
+    dnnl_memory_set_data_handle(k.dst, dst);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, k.src}, {DNNL_ARG_WEIGHTS, k.weights}, {DNNL_ARG_DST, k.dst}};
+    if (!execute(k.matmul, 3, args, "matmul")) return 4;
+    dnnl_stream_wait(context().stream);
+    if (pass == kBackwardWeights) {  // dw (o, ci, kh, kw) from the product's (o, kh, kw, ci)
+        const float *product = static_cast<const float *>(dst);
+        float *dw = static_cast<float *>(params[2]);
+        parallel_range(g.o, [&](int64_t first, int64_t last) {
+            for (int64_t o = first; o < last; ++o)
+                for (int64_t tap = 0; tap < kk; ++tap)
+                    for (int64_t ci = 0; ci < g.c; ++ci) dw[(o * g.c + ci) * kk + tap] = product[(o * kk + tap) * g.c + ci];
+        });
+    }
     return 0;
 }
 

@@ -61,6 +61,8 @@ int dnnl_get_effective_cpu_isa(void);
 enum { DNNL_CPU_ISA_AVX512_CORE_BIT = 0x20 };
 // dnnl_cpu_isa_avx512_core_bf16 = 0xe7 = avx512_core_vnni (0x67) | 0x80; the AMX instruction sets include the bit.
 enum { DNNL_CPU_ISA_BF16_BIT = 0x80 };  // dnnl_cpu_isa_avx512_core = 0x27 = avx2 (0x7) | 0x20
+// dnnl_cpu_isa_avx512_core_amx (0xfef) = avx10_1_512 (0x1ef) | the AMX tile, int8 and bf16 bits.
+enum { DNNL_CPU_ISA_AMX_BITS = 0xE00 };
 const char *dnnl_alg_kind2str(int v);
 const char *dnnl_fmt_tag2str(int v);
 const char *dnnl_prop_kind2str(int v);

@@ -16,7 +16,8 @@
 // instead (gemm_conv_preferred says which: small outputs with AVX-512, images of a few channels).
 // Mixed precision (entry points ending in _bf16, for CPUs with native bf16): the two operands of each pass are
 // reordered from the fp32 tensors to bf16 inside the kernel, oneDNN accumulates in fp32 and the result is fp32, so
-// weights, gradients and everything outside the convolutions stay fp32. These passes always run on oneDNN.
+// weights, gradients and everything outside the convolutions stay fp32. bf16_route (conv_gemm.cc) says, per pass
+// and layer, whether it runs on oneDNN's bf16 kernels, as a bf16 matrix product, or in fp32 where that is faster.
 // The aot entry point signature: int f(int nparam, void **params, int *ndims, int64_t **shapes,
 // const char **dtypes, void *stream, void *extra); inputs first, then the output.
 #include "conv_gemm.h"
@@ -187,7 +188,12 @@ int run(Kind kind, int stride, int pad, bool bf16, int nparam, void **params, in
     const int64_t *xs, *ws, *ys;
     conv_shapes(kind, shapes, xs, ws, ys);
     const ConvGeometry geometry = {xs[0], xs[3], xs[1], xs[2], ws[0], ws[2], ys[1], ys[2], stride, pad};
-    if (!bf16 && ws[2] == ws[3] && gemm_conv_preferred(kind, geometry)) return gemm_conv(kind, geometry, params);
+    if (ws[2] == ws[3]) {
+        const Bf16Route route = bf16 ? bf16_route(kind, geometry) : kFp32;
+        if (route == kBf16Product) return gemm_conv_bf16(kind, geometry, params);
+        bf16 = route == kBf16Direct;  // kFp32: a pass that runs faster in fp32 on this CPU
+        if (!bf16 && gemm_conv_preferred(kind, geometry)) return gemm_conv(kind, geometry, params);
+    }
     static std::map<Key, std::unique_ptr<Kernel>> cache;
     auto &slot = cache[Key(kind, stride, pad, bf16, dims)];
     if (!slot) slot.reset(build(kind, stride, pad, shapes, bf16));
@@ -248,6 +254,12 @@ int DnnlConvInfo(int *out) {
 // Whether oneDNN runs bf16 natively here (its effective instruction set includes AVX512-BF16 or AMX): 1 or 0.
 int DnnlNativeBf16() { return (dnnl_get_effective_cpu_isa() & DNNL_CPU_ISA_BF16_BIT) ? 1 : 0; }
 int DnnlKernelThreads() { return context().pool->get_num_threads(); }
+// For the tests: how a _bf16 entry point computes `pass` of a convolution with c input channels and ho x wo output
+// pixels per image (0 fp32, 1 oneDNN's bf16 kernel, 2 bf16 matrix product; see bf16_route).
+int DnnlBf16Route(int pass, int64_t c, int64_t ho, int64_t wo) {
+    const ConvGeometry geometry = {1, c, 2 * ho, 2 * wo, 1, 4, ho, wo, 2, 1};
+    return bf16_route(static_cast<ConvPass>(pass), geometry);
+}
 const char *DnnlConvTagName(int v) { return dnnl_fmt_tag2str(v); }
 const char *DnnlConvPropName(int v) { return dnnl_prop_kind2str(v); }
 }

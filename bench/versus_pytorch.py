@@ -24,12 +24,17 @@ layer); D forward on the fake again for G's loss, and that backward through D (w
 data but for the first layer). Our step skips D's weight gradient in the G step, so ours does ~6-8% less work;
 the figure is the same for both sides, so the GFLOP/s compare like for like.
 
+--bf16: both sides in mixed precision, as a user on a CPU with native bf16 (AVX512-BF16 or AMX) would train: ours
+with --amp_level O1 (bf16 convolutions, fp32 accumulation), PyTorch under torch.autocast("cpu", dtype=torch.bfloat16)
+(the reference script's --autocast bf16). Every line then says "precision": "bf16"; the sgemm peak, an fp32 figure,
+is not measured.
+
 Configurations: SIZExNC[:WIDTH][@BATCH], e.g. 32x3 (model-zoo widths 64, --batch_size) or 32x1:32@64 (the narrow
 nets of the digits demo and MNIST-sized runs, ngf = ndf = 32, batch 64).
 
 usage: python bench/versus_pytorch.py --torch_python /path/to/venv-with-torch/bin/python
            [--torch_script bench/torch_reference.py] [--configs 32x3 ... | --narrow]
-           [--rounds 3] [--steps 9] [--batch_size 128] [--threads N] [--no_peak]
+           [--rounds 3] [--steps 9] [--batch_size 128] [--threads N] [--no_peak] [--bf16]
 PyTorch is never a dependency of this project: it runs from the interpreter you name.
 """
 import argparse
@@ -76,7 +81,8 @@ print(json.dumps({"sgemm": "mindspore ops.matmul", "mindspore": ms.__version__, 
 
 
 def cpu_description():
-    """{"cpu": model name, "isa": the widest vector instruction set, "flags": the relevant flags, "cores": n}."""
+    """{"cpu": model name, "isa": the widest vector instruction set, "flags": the relevant flags, "cores": the
+    machine's, and "cores_usable" when this process is pinned to fewer}."""
     model, flags = "unknown", set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -90,7 +96,7 @@ def cpu_description():
     if "amx_tile" in flags:
         isa = "AVX-512 + AMX"
     elif "avx512f" in flags:
-        isa = "AVX-512"
+        isa = "AVX-512" + (" + AVX512-BF16" if "avx512_bf16" in flags else "")
     elif "avx2" in flags:
         isa = "AVX2" + (" + FMA" if "fma" in flags else "")
     elif "avx" in flags:
@@ -104,7 +110,11 @@ def cpu_description():
             if os.environ.get(name)]
     if caps:
         isa += f" (capped: {', '.join(caps)})"
-    return {"cpu": model, "isa": isa, "flags": " ".join(relevant), "cores": len(os.sched_getaffinity(0))}
+    described = {"cpu": model, "isa": isa, "flags": " ".join(relevant), "cores": os.cpu_count()}
+    usable = len(os.sched_getaffinity(0))
+    if usable != os.cpu_count():  # pinned (taskset): the machine's cores, and those this process may use
+        described["cores_usable"] = usable
+    return described
 
 
 def load_average():
@@ -173,6 +183,8 @@ def main():
     p.add_argument("--threads", type=int, default=0,
                    help="threads for both sides (0: each framework's default, all cores); 1 compares per-core speed, "
                         "which other processes on the machine distort far less than PyTorch's spinning OpenMP threads")
+    p.add_argument("--bf16", action="store_true",
+                   help="ours with --amp_level O1 against PyTorch's autocast-bf16 (a CPU with native bf16)")
     a = p.parse_args()
     if not os.path.exists(a.torch_script):
         p.error(f"no PyTorch reference script at {a.torch_script} (pass --torch_script)")
@@ -182,32 +194,35 @@ def main():
         p.error(f"--configs takes SIZExNC[:WIDTH][@BATCH] with size 32 or 64 and nc 1 or 3, not {' '.join(bad)}")
 
     machine = cpu_description()
-    print(json.dumps({**machine, "load": load_average()}), flush=True)
-    peaks = [] if a.no_peak else [sgemm_peak(a.torch_python, a.threads)]
+    precision = "bf16" if a.bf16 else "fp32"
+    print(json.dumps({**machine, "precision": precision, "load": load_average()}), flush=True)
+    measure_peak = not (a.no_peak or a.bf16)
+    peaks = [sgemm_peak(a.torch_python, a.threads)] if measure_peak else []
     summaries = []
     for c in configs:
         shape = ["--batch_size", str(c["batch_size"]), "--image_size", str(c["image_size"]), "--nc", str(c["nc"]),
                  "--ngf", str(c["ngf"]), "--ndf", str(c["ndf"]), "--steps", str(a.steps)]
         threads = ["--threads", str(a.threads)] if a.threads else []
-        pytorch = [a.torch_python, a.torch_script] + shape + threads
-        ours = [sys.executable, os.path.join(HERE, "train_step.py")] + shape + threads
+        pytorch = [a.torch_python, a.torch_script] + shape + threads + (["--autocast", "bf16"] if a.bf16 else [])
+        ours = [sys.executable, os.path.join(HERE, "train_step.py")] + shape + threads + (
+            ["--amp_level", "O1"] if a.bf16 else [])
         torch_ms, ours_ms = [run_json(pytorch)["median_ms"]], []
         for _ in range(a.rounds):
             ours_ms.append(run_json(ours)["median_ms"])
             torch_ms.append(run_json(pytorch)["median_ms"])
         ours_median, torch_median = statistics.median(ours_ms), statistics.median(torch_ms)
         gflop = step_gflop(c["image_size"], c["nc"], c["ngf"], c["ndf"], c["batch_size"])
-        summary = {**c, "pytorch_ms": torch_ms, "ours_ms": ours_ms, "ratio": round(ours_median / torch_median, 2),
+        summary = {**c, "precision": precision, "pytorch_ms": torch_ms, "ours_ms": ours_ms, "ratio": round(ours_median / torch_median, 2),
                    "gflop": round(gflop, 1), "ours_gflops": round(1000 * gflop / ours_median, 1),
                    "pytorch_gflops": round(1000 * gflop / torch_median, 1), "load": load_average()}
         if peaks:
             summary["ours_of_peak"] = round(summary["ours_gflops"] / peaks[0], 2)
         summaries.append(summary)
         print(json.dumps(summary), flush=True)
-    if not a.no_peak:
+    if measure_peak:
         peaks.append(sgemm_peak(a.torch_python, a.threads))
     peak = max(peaks) if peaks else None
-    print(f"\nsummary: {machine['cpu']}, {machine['isa']}, {machine['cores']} cores, "
+    print(f"\nsummary ({precision}): {machine['cpu']}, {machine['isa']}, {machine['cores']} cores, "
           f"{a.threads or 'default'} threads; load average now "
           f"{load_average()}; sgemm peak {peak or '-'} GFLOP/s (4096^3, the better of PyTorch and MindSpore; "
           f"before / after the runs: {' / '.join(str(x) for x in peaks) or 'not measured'})")

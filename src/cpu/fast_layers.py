@@ -106,8 +106,8 @@ class FullConv2d(nn.Conv2d):
 
 def _dnnl_kernels(stride, padding, kernel_size, bf16=False):
     """(forward, backward-data, backward-weights) Custom ops for one stride/padding, or None without the library.
-    bf16: the passes compute in bf16 (fp32 tensors in and out, fp32 accumulation) where that is faster on this CPU
-    (the kernels choose per pass and layer: bf16_route in kernels/conv_gemm.cc)."""
+    bf16: every pass computes in bf16 (fp32 tensors in and out, fp32 accumulation), on oneDNN's bf16 kernels or as a
+    bf16 matrix product, whichever is faster for the pass and layer (bf16_route in kernels/conv_gemm.cc)."""
     from src.cpu import kernels
     library = kernels.library()
     if library is None or (stride, padding) not in DNNL_STRIDE_PADDING:

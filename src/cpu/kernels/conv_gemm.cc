@@ -11,10 +11,10 @@
 //   backward-weights  dW (o x K) = dy^T (o x M) . col (M x K)
 // W is the OIHW weight read as an (o x K) matrix. im2col and col2im, which oneDNN does not offer, are written here.
 //
-// In bf16 (--amp_level O1/O2 on a CPU with native bf16; bf16_route says which passes) the forward and weight-gradient
-// products take bf16 operands (oneDNN's bf16 matmul accumulates in fp32; y and dW are fp32). Their col's columns are
-// ordered (kh, kw, ci), so im2col converts each tap's channels as they lie in the NHWC image; W is read, and dW
-// written back, in OIHW order.
+// In bf16 (--amp_level O1/O2 on a CPU with native bf16; bf16_route says which passes of which layers) the products
+// take bf16 operands (oneDNN's bf16 matmul accumulates in fp32; y, dcol and dW are fp32). Their col's columns are
+// ordered (kh, kw, ci), so im2col converts, and col2im adds, each tap's channels as they lie in the NHWC image; W is
+// read, and dW written back, in OIHW order.
 #include "conv_gemm.h"
 
 #include "dnnl_runtime.h"
@@ -44,7 +44,7 @@ dnnl_memory_desc_t matrix(int64_t rows, int64_t cols, int64_t row_stride, int64_
     return md;
 }
 
-// The product of one pass; bf16 (forward and backward-weights): its two operands are bf16, its result fp32.
+// The product of one pass; bf16: its two operands are bf16, its result fp32.
 GemmKernel *build(ConvPass pass, const ConvGeometry &g, bool bf16) {
     Context &ctx = context();
     GemmKernel *k = new GemmKernel();
@@ -55,7 +55,7 @@ GemmKernel *build(ConvPass pass, const ConvGeometry &g, bool bf16) {
     if (pass == kForward) {
         a = matrix(M, K, K, 1, operand), b = matrix(K, O, 1, K, operand), c = matrix(M, O, O, 1);
     } else if (pass == kBackwardData) {
-        a = matrix(M, O, O, 1), b = matrix(O, K, K, 1), c = matrix(M, K, K, 1);
+        a = matrix(M, O, O, 1, operand), b = matrix(O, K, K, 1, operand), c = matrix(M, K, K, 1);
     } else {
         a = matrix(O, M, 1, O, operand), b = matrix(M, K, K, 1, operand), c = matrix(O, K, K, 1);
     }
@@ -206,6 +206,47 @@ void im2col_taps_last(const ConvGeometry &g, const float *x, bf16_t *col) {
     });
 }
 
+// dx[b, ih, iw, ci] = sum of dcol[(b, oh, ow), (kh, kw, ci)] over the taps that read (ih, iw): for each kh, a run
+// of channels-last pixels. Images are split among the threads, so no two threads write the same element.
+void col2im_taps_last(const ConvGeometry &g, const float *dcol, float *dx) {
+    const int64_t K = g.c * g.k * g.k, row = g.w * g.c, image = g.h * row;
+    parallel_range(g.n, [&](int64_t first, int64_t last) {
+        std::memset(dx + first * image, 0, (last - first) * image * sizeof(float));
+        for (int64_t b = first; b < last; ++b)
+            for (int64_t oh = 0; oh < g.ho; ++oh)
+                for (int64_t ow = 0; ow < g.wo; ++ow) {
+                    const Taps t(g, oh, ow);
+                    const float *in = dcol + ((b * g.ho + oh) * g.wo + ow) * K;
+                    const int64_t run = (t.kw1 - t.kw0) * g.c;
+                    for (int64_t kh = t.kh0; kh < t.kh1; ++kh) {
+                        const float *from = in + (kh * g.k + t.kw0) * g.c;
+                        float *to = dx + (b * g.h + t.ih0 + kh) * row + (t.iw0 + t.kw0) * g.c;
+                        for (int64_t i = 0; i < run; ++i) to[i] += from[i];
+                    }
+                }
+    });
+}
+
+// The OIHW weights as the bf16 (o x K) matrix of the taps-last products: w[o, (kh, kw, ci)].
+void weights_taps_last(const ConvGeometry &g, const float *oihw, bf16_t *w) {
+    const int64_t kk = g.k * g.k;
+    parallel_range(g.o, [&](int64_t first, int64_t last) {
+        for (int64_t o = first; o < last; ++o)
+            for (int64_t tap = 0; tap < kk; ++tap)
+                for (int64_t ci = 0; ci < g.c; ++ci) w[(o * kk + tap) * g.c + ci] = to_bf16(oihw[(o * g.c + ci) * kk + tap]);
+    });
+}
+
+// The weight gradient in OIHW from the taps-last product's (o, kh, kw, ci).
+void weights_to_oihw(const ConvGeometry &g, const float *product, float *dw) {
+    const int64_t kk = g.k * g.k;
+    parallel_range(g.o, [&](int64_t first, int64_t last) {
+        for (int64_t o = first; o < last; ++o)
+            for (int64_t tap = 0; tap < kk; ++tap)
+                for (int64_t ci = 0; ci < g.c; ++ci) dw[(o * g.c + ci) * kk + tap] = product[(o * kk + tap) * g.c + ci];
+    });
+}
+
 bool execute(dnnl_primitive_t prim, int n, dnnl_exec_arg_t *args, const char *what) {
     return check(dnnl_primitive_execute(prim, context().stream, n, args), what);
 }
@@ -214,20 +255,20 @@ bool execute(dnnl_primitive_t prim, int n, dnnl_exec_arg_t *args, const char *wh
 
 Bf16Route bf16_route(ConvPass pass, const ConvGeometry &g) {
     // Measured with AVX512-BF16 and no AMX (2-core AMD EPYC, B 128, bench/train_step.py --amp_level O1, the
-    // alternatives alternated; bench/RESULTS.md):
+    // alternatives alternated; bench/RESULTS.md, 2026-12-07):
     // - weight gradient: oneDNN's bf16 kernel (jit_bf16, which transposes its operands) was slower than its fp32
     //   one (model zoo, 32 px: 458 against 402 ms per step); the bf16 product takes ~60% of the fp32 kernel's time
-    //   at 16 or more input channels (step -8% narrow, -17% model zoo). D's first layer (1-3 channels) stays fp32.
-    // - forward with at most 16 output pixels (D's 8x8 -> 4x4 layer): the product beat oneDNN's bf16 kernel and its
-    //   weight reorder (-3% of the model-zoo step, -4% narrow).
-    // - backward-data into 1-4 channels: the fp32 product + col2im (gemm_conv_preferred) beat oneDNN's bf16 kernel,
-    //   which blocks over the few channels.
+    //   (step -8% narrow, -17% model zoo, both against fp32 weight gradients).
+    // - forward with at most 16 output pixels (D's 8x8 -> 4x4 layer): the product beat oneDNN's bf16 kernel and
+    //   its weight reorder (step -3% model zoo, -4% narrow).
+    // - backward-data into 1-4 channels (D's input gradient, G's last layer): oneDNN's bf16 kernel blocks over the
+    //   few channels and runs at a few GFLOP/s; the product + col2im runs as fast as the fp32 product did.
     // With AMX (not measured here) every pass runs on oneDNN's bf16 kernels.
     static const bool amx = (dnnl_get_effective_cpu_isa() & DNNL_CPU_ISA_AMX_BITS) == DNNL_CPU_ISA_AMX_BITS;
     if (amx) return kBf16Direct;
-    if (pass == kBackwardWeights) return g.c >= 16 ? kBf16Product : kFp32;
+    if (pass == kBackwardWeights) return kBf16Product;
     if (pass == kForward && g.ho * g.wo <= 16 && g.c >= 16) return kBf16Product;
-    if (pass == kBackwardData && g.c <= 4) return kFp32;
+    if (pass == kBackwardData && g.c <= 4) return kBf16Product;
     return kBf16Direct;
 }
 
@@ -279,30 +320,33 @@ int gemm_conv(ConvPass pass, const ConvGeometry &g, void *const *params) {
 }
 
 int gemm_conv_bf16(ConvPass pass, const ConvGeometry &g, void *const *params) {
-    if (pass == kBackwardData) return 6;  // not offered: bf16_route never asks for it
     using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int>;
     static std::map<Key, std::unique_ptr<GemmKernel>> cache;
     auto &slot = cache[Key(pass, g.n, g.c, g.h, g.w, g.o, g.k, g.ho, g.wo, g.stride, g.pad)];
     if (!slot) slot.reset(build(pass, g, true));
     GemmKernel &k = *slot;
     if (!k.ok) return 3;
-    const int64_t M = g.n * g.ho * g.wo, K = g.c * g.k * g.k, kk = g.k * g.k;
-    // Arena slots: 0 col; 1 the other operand in bf16 (w as (o, kh, kw, ci), or dy); 2 the weight gradient's product.
-    bf16_t *col = static_cast<bf16_t *>(arena(0, M * K * sizeof(bf16_t)));
-    if (!col) return 5;
-    im2col_taps_last(g, static_cast<const float *>(params[0]), col);
+    const int64_t M = g.n * g.ho * g.wo, K = g.c * g.k * g.k;
+    // Arena slots: 0 col (bf16) or dcol (fp32); 1 and 2 the other operands in bf16, or the weight gradient's product.
     void *src, *weights, *dst;
     if (pass == kForward) {  // (x, w) -> y
+        bf16_t *col = static_cast<bf16_t *>(arena(0, M * K * sizeof(bf16_t)));
         bf16_t *w = static_cast<bf16_t *>(arena(1, g.o * K * sizeof(bf16_t)));
-        if (!w) return 5;
-        const float *oihw = static_cast<const float *>(params[1]);
-        parallel_range(g.o, [&](int64_t first, int64_t last) {
-            for (int64_t o = first; o < last; ++o)
-                for (int64_t tap = 0; tap < kk; ++tap)
-                    for (int64_t ci = 0; ci < g.c; ++ci) w[(o * kk + tap) * g.c + ci] = to_bf16(oihw[(o * g.c + ci) * kk + tap]);
-        });
+        if (!col || !w) return 5;
+        im2col_taps_last(g, static_cast<const float *>(params[0]), col);
+        weights_taps_last(g, static_cast<const float *>(params[1]), w);
         src = col, weights = w, dst = params[2];
+    } else if (pass == kBackwardData) {  // (dy, w) -> dx
+        bf16_t *w = static_cast<bf16_t *>(arena(2, g.o * K * sizeof(bf16_t)));
+        src = to_bf16(params[0], M * g.o, 1);
+        dst = arena(0, M * K * sizeof(float));
+        if (!w || !src || !dst) return 5;
+        weights_taps_last(g, static_cast<const float *>(params[1]), w);
+        weights = w;
     } else {  // (x, dy) -> dw
+        bf16_t *col = static_cast<bf16_t *>(arena(0, M * K * sizeof(bf16_t)));
+        if (!col) return 5;
+        im2col_taps_last(g, static_cast<const float *>(params[0]), col);
         src = to_bf16(params[1], M * g.o, 1);
         dst = arena(2, g.o * K * sizeof(float));
         if (!src || !dst) return 5;
@@ -314,15 +358,8 @@ int gemm_conv_bf16(ConvPass pass, const ConvGeometry &g, void *const *params) {
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, k.src}, {DNNL_ARG_WEIGHTS, k.weights}, {DNNL_ARG_DST, k.dst}};
     if (!execute(k.matmul, 3, args, "matmul")) return 4;
     dnnl_stream_wait(context().stream);
-    if (pass == kBackwardWeights) {  // dw (o, ci, kh, kw) from the product's (o, kh, kw, ci)
-        const float *product = static_cast<const float *>(dst);
-        float *dw = static_cast<float *>(params[2]);
-        parallel_range(g.o, [&](int64_t first, int64_t last) {
-            for (int64_t o = first; o < last; ++o)
-                for (int64_t tap = 0; tap < kk; ++tap)
-                    for (int64_t ci = 0; ci < g.c; ++ci) dw[(o * g.c + ci) * kk + tap] = product[(o * kk + tap) * g.c + ci];
-        });
-    }
+    if (pass == kBackwardData) col2im_taps_last(g, static_cast<const float *>(dst), static_cast<float *>(params[2]));
+    if (pass == kBackwardWeights) weights_to_oihw(g, static_cast<const float *>(dst), static_cast<float *>(params[2]));
     return 0;
 }
 

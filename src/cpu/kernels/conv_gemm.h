@@ -21,13 +21,13 @@ bool gemm_conv_preferred(ConvPass pass, const ConvGeometry &g);
 // Returns 0, or a nonzero error code. The caller holds ExecScope.
 int gemm_conv(ConvPass pass, const ConvGeometry &g, void *const *params);
 
-// How a pass runs under --amp_level O1/O2 (a CPU with native bf16): in fp32 after all, on oneDNN's bf16 kernels, or
-// as a bf16 product (gemm_conv_bf16).
-enum Bf16Route { kFp32 = 0, kBf16Direct = 1, kBf16Product = 2 };
+// How a pass runs under --amp_level O1/O2 (a CPU with native bf16): on oneDNN's bf16 convolution kernels, or as a
+// bf16 matrix product (gemm_conv_bf16), whichever was faster for this pass and layer.
+enum Bf16Route { kBf16Direct = 1, kBf16Product = 2 };
 Bf16Route bf16_route(ConvPass pass, const ConvGeometry &g);
 
-// The forward or backward-weights pass as one product in bf16 (fp32 accumulation and result), for a CPU with native
-// bf16. Same params, return codes and lock as gemm_conv.
+// One pass as one product in bf16 (fp32 accumulation and result), for a CPU with native bf16. Same params, return
+// codes and lock as gemm_conv.
 int gemm_conv_bf16(ConvPass pass, const ConvGeometry &g, void *const *params);
 
 }  // namespace dcgan_dnnl

@@ -17,7 +17,7 @@
 // Mixed precision (entry points ending in _bf16, for CPUs with native bf16): the two operands of each pass are
 // reordered from the fp32 tensors to bf16 inside the kernel, oneDNN accumulates in fp32 and the result is fp32, so
 // weights, gradients and everything outside the convolutions stay fp32. bf16_route (conv_gemm.cc) says, per pass
-// and layer, whether it runs on oneDNN's bf16 kernels, as a bf16 matrix product, or in fp32 where that is faster.
+// and layer, whether it runs on oneDNN's bf16 kernels or as a bf16 matrix product.
 // The aot entry point signature: int f(int nparam, void **params, int *ndims, int64_t **shapes,
 // const char **dtypes, void *stream, void *extra); inputs first, then the output.
 #include "conv_gemm.h"
@@ -189,9 +189,7 @@ int run(Kind kind, int stride, int pad, bool bf16, int nparam, void **params, in
     conv_shapes(kind, shapes, xs, ws, ys);
     const ConvGeometry geometry = {xs[0], xs[3], xs[1], xs[2], ws[0], ws[2], ys[1], ys[2], stride, pad};
     if (ws[2] == ws[3]) {
-        const Bf16Route route = bf16 ? bf16_route(kind, geometry) : kFp32;
-        if (route == kBf16Product) return gemm_conv_bf16(kind, geometry, params);
-        bf16 = route == kBf16Direct;  // kFp32: a pass that runs faster in fp32 on this CPU
+        if (bf16 && bf16_route(kind, geometry) == kBf16Product) return gemm_conv_bf16(kind, geometry, params);
         if (!bf16 && gemm_conv_preferred(kind, geometry)) return gemm_conv(kind, geometry, params);
     }
     static std::map<Key, std::unique_ptr<Kernel>> cache;
@@ -255,7 +253,7 @@ int DnnlConvInfo(int *out) {
 int DnnlNativeBf16() { return (dnnl_get_effective_cpu_isa() & DNNL_CPU_ISA_BF16_BIT) ? 1 : 0; }
 int DnnlKernelThreads() { return context().pool->get_num_threads(); }
 // For the tests: how a _bf16 entry point computes `pass` of a convolution with c input channels and ho x wo output
-// pixels per image (0 fp32, 1 oneDNN's bf16 kernel, 2 bf16 matrix product; see bf16_route).
+// pixels per image (1 oneDNN's bf16 kernel, 2 bf16 matrix product; see bf16_route).
 int DnnlBf16Route(int pass, int64_t c, int64_t ho, int64_t wo) {
     const ConvGeometry geometry = {1, c, 2 * ho, 2 * wo, 1, 4, ho, wo, 2, 1};
     return bf16_route(static_cast<ConvPass>(pass), geometry);

@@ -3,9 +3,10 @@
 //
 // Why: oneDNN's direct convolution kernels block over output pixels; with 16 of them per image they lose
 // efficiency (this 8.6-GFLOP layer: forward 41 ms, backward-data 46, backward-weights 50 at B=128 on a 2-core
-// Intel Xeon with AVX-512), while oneDNN's matmul (brg_matmul) runs the same arithmetic in ~30 ms. So each of the three passes becomes one
-// product on the im2col matrix col (M x K), M = n * ho * wo output pixels, K = c * k * k kernel taps (row-major,
-// columns ordered c, kh, kw). Activations are NHWC (see dnnl_conv.cc), so y and dy are (M x o) matrices as they lie:
+// Intel Xeon with AVX-512), while oneDNN's matmul (brg_matmul) runs the same arithmetic in ~30 ms. So each of the
+// three passes becomes one product on the im2col matrix col (M x K), M = n * ho * wo output pixels,
+// K = c * k * k kernel taps (row-major, columns ordered c, kh, kw). Activations are NHWC (see dnnl_conv.cc), so y
+// and dy are (M x o) matrices as they lie:
 //   forward           y (M x o) = col (M x K) . W^T
 //   backward-data     dcol (M x K) = dy (M x o) . W (o x K)   then col2im: dx = sum of dcol over the taps
 //   backward-weights  dW (o x K) = dy^T (o x M) . col (M x K)
@@ -154,8 +155,10 @@ using bf16_t = uint16_t;
 __attribute__((target("avx512f,avx512vl,avx512bf16"))) int64_t to_bf16_vector(const float *in, bf16_t *out,
                                                                                int64_t n) {
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(in + i)));
+    for (; i + 16 <= n; i += 16) {
+        const __m256bh rounded = _mm512_cvtneps_pbh(_mm512_loadu_ps(in + i));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + i), reinterpret_cast<const __m256i &>(rounded));
+    }
     return i;
 }
 #endif
@@ -233,7 +236,8 @@ void weights_taps_last(const ConvGeometry &g, const float *oihw, bf16_t *w) {
     parallel_range(g.o, [&](int64_t first, int64_t last) {
         for (int64_t o = first; o < last; ++o)
             for (int64_t tap = 0; tap < kk; ++tap)
-                for (int64_t ci = 0; ci < g.c; ++ci) w[(o * kk + tap) * g.c + ci] = to_bf16(oihw[(o * g.c + ci) * kk + tap]);
+                for (int64_t ci = 0; ci < g.c; ++ci)
+                    w[(o * kk + tap) * g.c + ci] = to_bf16(oihw[(o * g.c + ci) * kk + tap]);
     });
 }
 
@@ -243,8 +247,18 @@ void weights_to_oihw(const ConvGeometry &g, const float *product, float *dw) {
     parallel_range(g.o, [&](int64_t first, int64_t last) {
         for (int64_t o = first; o < last; ++o)
             for (int64_t tap = 0; tap < kk; ++tap)
-                for (int64_t ci = 0; ci < g.c; ++ci) dw[(o * g.c + ci) * kk + tap] = product[(o * kk + tap) * g.c + ci];
+                for (int64_t ci = 0; ci < g.c; ++ci)
+                    dw[(o * g.c + ci) * kk + tap] = product[(o * kk + tap) * g.c + ci];
     });
+}
+
+// The product of `pass` for this geometry, built on first use.
+GemmKernel &kernel(ConvPass pass, const ConvGeometry &g, bool bf16) {
+    using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool>;
+    static std::map<Key, std::unique_ptr<GemmKernel>> cache;
+    auto &slot = cache[Key(pass, g.n, g.c, g.h, g.w, g.o, g.k, g.ho, g.wo, g.stride, g.pad, bf16)];
+    if (!slot) slot.reset(build(pass, g, bf16));
+    return *slot;
 }
 
 bool execute(dnnl_primitive_t prim, int n, dnnl_exec_arg_t *args, const char *what) {
@@ -281,18 +295,15 @@ bool gemm_conv_preferred(ConvPass pass, const ConvGeometry &g) {
     // last layer, a transposed convolution, forward), where oneDNN's direct kernel (brgconv_strided) blocks over
     // the few input channels and runs at a few GFLOP/s: the product plus col2im takes a third to a half of its time.
     // And with AVX2, the weight gradient of a one-channel image (D's first layer on MNIST and digits): the direct
-    // kernel pads the channel to a block of 8; the product takes half its time (B 128, 32 px, 2-core AMD EPYC capped at AVX2).
+    // kernel pads the channel to a block of 8; the product takes half its time (B 128, 32 px, 2-core AMD EPYC capped
+    // at AVX2).
     static const bool avx512 = (dnnl_get_effective_cpu_isa() & DNNL_CPU_ISA_AVX512_CORE_BIT) != 0;
     return (avx512 && g.ho * g.wo <= 16) || (pass == kBackwardData && g.c <= 4) ||
            (!avx512 && pass == kBackwardWeights && g.c == 1);
 }
 
 int gemm_conv(ConvPass pass, const ConvGeometry &g, void *const *params) {
-    using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int>;
-    static std::map<Key, std::unique_ptr<GemmKernel>> cache;
-    auto &slot = cache[Key(pass, g.n, g.c, g.h, g.w, g.o, g.k, g.ho, g.wo, g.stride, g.pad)];
-    if (!slot) slot.reset(build(pass, g, false));
-    GemmKernel &k = *slot;
+    GemmKernel &k = kernel(pass, g, false);
     if (!k.ok) return 3;
     const int64_t M = g.n * g.ho * g.wo, K = g.c * g.k * g.k;
     float *col = static_cast<float *>(arena(0, M * K * sizeof(float)));
@@ -320,11 +331,7 @@ int gemm_conv(ConvPass pass, const ConvGeometry &g, void *const *params) {
 }
 
 int gemm_conv_bf16(ConvPass pass, const ConvGeometry &g, void *const *params) {
-    using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int>;
-    static std::map<Key, std::unique_ptr<GemmKernel>> cache;
-    auto &slot = cache[Key(pass, g.n, g.c, g.h, g.w, g.o, g.k, g.ho, g.wo, g.stride, g.pad)];
-    if (!slot) slot.reset(build(pass, g, true));
-    GemmKernel &k = *slot;
+    GemmKernel &k = kernel(pass, g, true);
     if (!k.ok) return 3;
     const int64_t M = g.n * g.ho * g.wo, K = g.c * g.k * g.k;
     // Arena slots: 0 col (bf16) or dcol (fp32); 1 and 2 the other operands in bf16, or the weight gradient's product.

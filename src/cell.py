@@ -3,7 +3,8 @@
 D outputs logits. Both losses use BCE-with-logits, log(1 + exp(-|x|)) + max(x, 0) - x*y, which is finite for any
 logit; the sigmoid + BCE of the references takes log(0) once D saturates and then yields inf/NaN gradients.
 The generator uses the paper's non-saturating loss: maximise log D(G(z)) rather than minimise log(1 - D(G(z))).
-Each cell also returns the mean D probabilities that the training log reports, as auxiliary outputs.
+Each cell also returns the mean D probabilities that the training log reports, as auxiliary outputs. With
+--diffaug, every image D sees goes through `augment` first (src/augment.py), in both losses.
 The losses are computed in float32 even when D computes in float16 (mixed precision on GPU/Ascend).
 """
 import mindspore as ms
@@ -27,12 +28,15 @@ class WithLossCellD(nn.Cell):
     Returns (loss, mean D(x), mean D(G(z))).
     """
 
-    def __init__(self, netD, real_label=1.0):
+    def __init__(self, netD, real_label=1.0, augment=None):
         super().__init__(auto_prefix=False)
         self.netD = netD
         self.real_label = real_label
+        self.augment = augment
 
     def construct(self, real, fake):
+        if self.augment is not None:
+            real, fake = self.augment(real), self.augment(fake)
         logits_real = self.netD(real)
         logits_fake = self.netD(fake)
         loss = bce_with_logits(logits_real, self.real_label) + bce_with_logits(logits_fake, 0.0)
@@ -42,11 +46,14 @@ class WithLossCellD(nn.Cell):
 class WithLossCellG(nn.Cell):
     """Generator loss (non-saturating): -log D(fake), where fake = G(z). Returns (loss, mean D(G(z)))."""
 
-    def __init__(self, netD):
+    def __init__(self, netD, augment=None):
         super().__init__(auto_prefix=False)
         self.netD = netD
+        self.augment = augment
 
     def construct(self, fake):
+        if self.augment is not None:
+            fake = self.augment(fake)
         logits = self.netD(fake)
         return bce_with_logits(logits, 1.0), mean_probability(logits)
 

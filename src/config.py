@@ -31,6 +31,7 @@ COMMON = dict(
     split="train",  # which part of a dataset with official splits to train on (see src/dataset.py)
     ema_decay=0.99,  # moving average of G's weights, sampled and saved (0: off, the paper's G); see src/ema.py
     real_label=1.0,  # D's target for real images; < 1: one-sided label smoothing (src/cell.py)
+    diffaug="",  # DiffAugment policies for D's inputs, e.g. "translation,cutout" ("": none; src/augment.py)
     metrics_interval=None,  # sample-quality metrics every N steps (None: at every checkpoint; 0: never)
     metrics_num_images=1000,  # generated images per quality measurement during training
 )
@@ -55,9 +56,23 @@ CONFIGS = {
     "mindrecord": dict(COMMON),  # prepare_data.py's output; --image_size must be the one it was converted at
 }
 
+# --diffaug: DiffAugment's policies (src/augment.py), in the order they apply.
+DIFFAUG_POLICIES = ("color", "translation", "cutout")
+
+
+def parse_diffaug(text):
+    """'translation,cutout' -> the canonical policy string (DIFFAUG_POLICIES' order, no repeats); '' or None -> ''."""
+    names = [name.strip() for name in (text or "").split(",") if name.strip()]
+    unknown = [name for name in names if name not in DIFFAUG_POLICIES]
+    if unknown:
+        raise UserError(f"--diffaug: unknown policy {', '.join(unknown)}; give a comma-separated list of "
+                        f"{', '.join(DIFFAUG_POLICIES)} (or '' for none)")
+    return ",".join(name for name in DIFFAUG_POLICIES if name in names)
+
+
 # --recipe: named sets of training settings, applied over the dataset's dict and under the command line.
 # "paper": Radford et al.'s DCGAN exactly (no averaged G, hard labels, one learning rate).
-RECIPES = {"default": {}, "paper": dict(ema_decay=0.0, real_label=1.0, lr=2e-4, lr_d=None)}
+RECIPES = {"default": {}, "paper": dict(ema_decay=0.0, real_label=1.0, diffaug="", lr=2e-4, lr_d=None)}
 
 DATASET_NAMES = tuple(CONFIGS)  # src/data/options.py's DATASETS, the built-in demo first
 DEFAULT_DATASET = "digits"
@@ -105,13 +120,16 @@ def train_parser():
         p.add_argument("--" + name, type=int, default=None)
     p.add_argument("--recipe", choices=tuple(RECIPES), default=None,
                    help="paper: the paper's DCGAN exactly (--lr 2e-4 for both networks, --ema_decay 0 "
-                        "--real_label 1); default: this project's (G at twice D's rate, averaged G)")
+                        "--real_label 1, no --diffaug); default: this project's (G at twice D's rate, averaged G)")
     p.add_argument("--lr", type=float, default=None,
                    help="G's Adam learning rate, and D's unless --lr_d is given (default 4e-4, D 2e-4; digits and "
                         "--recipe paper: 2e-4 for both)")
     p.add_argument("--lr_d", type=float, default=None, help="D's Adam learning rate")
     for name in ("beta1", "ema_decay", "real_label"):
         p.add_argument("--" + name, type=float, default=None)
+    p.add_argument("--diffaug", default=None, metavar="POLICIES",
+                   help="DiffAugment: augment every image D sees, real and fake, with these comma-separated "
+                        f"policies ({', '.join(DIFFAUG_POLICIES)}; default none)")
     return p
 
 
@@ -169,6 +187,7 @@ def check_config(cfg):
     real_label = cfg.get("real_label")
     if real_label is not None and not 0.5 < real_label <= 1:  # None: a run saved before the option (1)
         raise UserError(f"--real_label must be in (0.5, 1] (1: no label smoothing), not {cfg['real_label']}")
+    cfg["diffaug"] = parse_diffaug(cfg.get("diffaug"))
     if cfg.get("lr_d") is not None and not cfg["lr_d"] > 0:
         raise UserError(f"--lr_d must be positive, not {cfg['lr_d']}")
     if not (cfg["lr"] > 0 and 0 <= cfg["beta1"] < 1):
@@ -196,7 +215,7 @@ SAVED_TYPES = {"dataset": str, "data_path": (str, type(None)), "split": str, "de
                "ema_decay": (int, float, type(None)), "metrics_interval": (int, type(None)),
                "data_fingerprint": (dict, type(None)), "data_changes": list, "data": dict,
                "amp_level": (str, type(None)),
-               "real_label": (int, float, type(None)), "recipe": (str, type(None))}
+               "real_label": (int, float, type(None)), "recipe": (str, type(None)), "diffaug": (str, type(None))}
 
 
 def check_saved(saved, path):
@@ -231,8 +250,10 @@ def resume_config(saved, args):
     comparison starts again (src/run/directory.py read_quality)."""
     check_saved(saved, os.path.join(args.output_path, "config.json"))
     # Runs saved before --split existed read train and test together: resume them on the same images.
-    # Runs saved before --amp_level, --recipe and --real_label existed trained in fp32 with hard labels.
-    cfg = {"split": "all", "amp_level": "O0", "recipe": "default", "real_label": 1.0, **RUN_DEFAULTS, **saved,
+    # Runs saved before --amp_level, --recipe, --real_label and --diffaug existed trained in fp32 with hard labels
+    # and no augmentation.
+    cfg = {"split": "all", "amp_level": "O0", "recipe": "default", "real_label": 1.0, "diffaug": "", **RUN_DEFAULTS,
+           **saved,
            "resume": True, "netG": None, "netD": None}
     changes = []
     old_path = cfg.get("output_path")

@@ -3,6 +3,7 @@ import numpy as np
 import mindspore as ms
 import mindspore.nn as nn
 
+from src.augment import build_augment
 from src.dcgan import DCGAN
 from src.discriminator import Discriminator
 from src.generator import Generator
@@ -38,7 +39,8 @@ def build_training_step(cfg, fused=True):
     lr_d = cfg.get("lr_d") or cfg["lr"]  # two time-scale update rule (Heusel et al. 2017) when it differs
     optimizerD = nn.Adam(netD.trainable_params(), learning_rate=lr_d, beta1=cfg["beta1"])
     stepG, stepD = apply_to_networks(cfg, netG, netD)  # float16 on GPU/Ascend: the same Parameters
-    cells = step_cells(stepG, stepD, optimizerG, optimizerD, loss_scaled(cfg), cfg.get("real_label") or 1.0)
+    cells = step_cells(stepG, stepD, optimizerG, optimizerD, loss_scaled(cfg), cfg.get("real_label") or 1.0,
+                       build_augment(cfg))
     train_step = DCGAN(*cells, fused=fused)
     train_step.set_train(True)
     return train_step, netG, netD, optimizerG, optimizerD

@@ -24,10 +24,10 @@ LOSS_SCALE_START, LOSS_SCALE_FACTOR, LOSS_SCALE_WINDOW = 2.0 ** 16, 2, 1000
 class WithLossCellGFromNoise(nn.Cell):
     """G's loss from the noise: G draws the fake batch, then WithLossCellG. Returns (loss, mean D(G(z)))."""
 
-    def __init__(self, netG, netD):
+    def __init__(self, netG, netD, augment=None):
         super().__init__(auto_prefix=False)
         self.netG = netG
-        self.loss = WithLossCellG(netD)
+        self.loss = WithLossCellG(netD, augment)
 
     def construct(self, z):
         return self.loss(self.netG(z))
@@ -56,16 +56,16 @@ class _TrainOneStep(nn.TrainOneStepCell):
 class TrainOneStepCellD(_TrainOneStep):
     """One Adam step of D on a real and a (detached) fake batch: (real, fake) -> (loss_d, D(x), D(G(z)))."""
 
-    def __init__(self, netD, optimizerD, real_label=1.0):
-        super().__init__(WithLossCellD(netD, real_label), optimizerD)
+    def __init__(self, netD, optimizerD, real_label=1.0, augment=None):
+        super().__init__(WithLossCellD(netD, real_label, augment), optimizerD)
         self.netD = netD
 
 
 class TrainOneStepCellG(_TrainOneStep):
     """One Adam step of G through D (whose weights it leaves alone): z -> (loss_g, D(G(z)))."""
 
-    def __init__(self, netG, netD, optimizerG):
-        super().__init__(WithLossCellGFromNoise(netG, netD), optimizerG)
+    def __init__(self, netG, netD, optimizerG, augment=None):
+        super().__init__(WithLossCellGFromNoise(netG, netD, augment), optimizerG)
         self.netG = netG
 
 
@@ -123,16 +123,16 @@ class _LossScaledTrainOneStep(nn.TrainOneStepWithLossScaleCell):
 class LossScaledTrainOneStepCellD(_LossScaledTrainOneStep):
     """TrainOneStepCellD with dynamic loss scaling: (real, fake) -> (loss_d, D(x), D(G(z)), overflow)."""
 
-    def __init__(self, netD, optimizerD, real_label=1.0, scale_window=LOSS_SCALE_WINDOW):
-        super().__init__(WithLossCellD(netD, real_label), optimizerD, "d", scale_window)
+    def __init__(self, netD, optimizerD, real_label=1.0, scale_window=LOSS_SCALE_WINDOW, augment=None):
+        super().__init__(WithLossCellD(netD, real_label, augment), optimizerD, "d", scale_window)
         self.netD = netD
 
 
 class LossScaledTrainOneStepCellG(_LossScaledTrainOneStep):
     """TrainOneStepCellG with dynamic loss scaling: z -> (loss_g, D(G(z)), overflow)."""
 
-    def __init__(self, netG, netD, optimizerG, scale_window=LOSS_SCALE_WINDOW):
-        super().__init__(WithLossCellGFromNoise(netG, netD), optimizerG, "g", scale_window)
+    def __init__(self, netG, netD, optimizerG, scale_window=LOSS_SCALE_WINDOW, augment=None):
+        super().__init__(WithLossCellGFromNoise(netG, netD, augment), optimizerG, "g", scale_window)
         self.netG = netG
 
 
@@ -149,10 +149,12 @@ def loss_scale_entries(train_step):
     return entries
 
 
-def step_cells(netG, netD, optimizerG, optimizerD, loss_scaled=False, real_label=1.0):
+def step_cells(netG, netD, optimizerG, optimizerD, loss_scaled=False, real_label=1.0, augment=None):
     """(D's step cell, G's step cell): with a dynamic loss scale each when `loss_scaled` (float16 training);
-    real_label: D's target for real images (< 1: one-sided label smoothing, see src/cell.py)."""
+    real_label: D's target for real images (< 1: one-sided label smoothing, see src/cell.py); augment: the
+    DiffAugment cell both steps pass D's inputs through (src/augment.py), or None."""
     if loss_scaled:
-        return (LossScaledTrainOneStepCellD(netD, optimizerD, real_label),
-                LossScaledTrainOneStepCellG(netG, netD, optimizerG))
-    return TrainOneStepCellD(netD, optimizerD, real_label), TrainOneStepCellG(netG, netD, optimizerG)
+        return (LossScaledTrainOneStepCellD(netD, optimizerD, real_label, augment=augment),
+                LossScaledTrainOneStepCellG(netG, netD, optimizerG, augment=augment))
+    return (TrainOneStepCellD(netD, optimizerD, real_label, augment),
+            TrainOneStepCellG(netG, netD, optimizerG, augment))

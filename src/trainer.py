@@ -99,7 +99,8 @@ class Trainer:
         self.log.info(f"world size {self.world.size} (this is rank {self.world.rank}), batch {cfg['batch_size']} "
                       f"per device, global batch {cfg['batch_size'] * self.world.size}; "
                       f"lr G {cfg['lr']}, D {cfg.get('lr_d') or cfg['lr']} (not rescaled); recipe "
-                      f"{cfg.get('recipe') or 'default'}, D's real label {cfg.get('real_label') or 1.0}")
+                      f"{cfg.get('recipe') or 'default'}, D's real label {cfg.get('real_label') or 1.0}, "
+                      f"DiffAugment {cfg.get('diffaug') or 'off'}")
         self.log.info(f"G {count(self.netG):,} parameters, D {count(self.netD):,}; {self.steps_per_epoch} steps/epoch, "
                       f"{self.total_steps} steps in all; run directory {os.path.abspath(self.dir)}")
         self.log.info(describe_precision(cfg))

@@ -1,5 +1,5 @@
 """The training recipe: --recipe paper reproduces the paper's settings, --real_label is one-sided label smoothing,
-and both are fixed for the life of a run."""
+--diffaug augments what D sees, and all are fixed for the life of a run."""
 import numpy as np
 import pytest
 import mindspore as ms
@@ -57,3 +57,79 @@ def test_smoothed_real_label_is_the_target_of_d_on_real_images_only():
     for label in (1.0, 0.9):
         loss = float(WithLossCellD(netD, label)(real, fake)[0].asnumpy())
         assert loss == pytest.approx(bce(logits_real, label) + bce(logits_fake, 0.0), rel=1e-5)
+
+
+def test_diffaug_policies_are_checked_written_in_one_order_and_fixed_when_resuming():
+    assert config()["diffaug"] == "" and config("--recipe", "paper")["diffaug"] == ""
+    assert config("--diffaug", "cutout, translation")["diffaug"] == "translation,cutout"
+    with pytest.raises(UserError, match=r"--diffaug: unknown policy flip; give a comma-separated list of color, "
+                                        r"translation, cutout"):
+        config("--diffaug", "translation,flip")
+    saved = dict(config("--diffaug", "translation"), output_path="run")
+    cfg, changes = resume_config(saved, parse_train_args(["--resume", "--output_path", "run"]))
+    assert cfg["diffaug"] == "translation" and changes == []
+    with pytest.raises(UserError, match=r"--diffaug cutout cannot change when resuming: this run has "
+                                        r"diffaug=translation"):
+        resume_config(saved, parse_train_args(["--resume", "--output_path", "run", "--diffaug", "cutout"]))
+    older = {k: v for k, v in saved.items() if k != "diffaug"}  # saved before the option: no augmentation
+    assert resume_config(older, parse_train_args(["--resume", "--output_path", "run"]))[0]["diffaug"] == ""
+
+
+def shifted(image, dy, dx):
+    """`image` (C, S, S) moved down by dy and right by dx, the uncovered border zero."""
+    out, size = np.zeros_like(image), image.shape[-1]
+    out[:, max(dy, 0):size + min(dy, 0), max(dx, 0):size + min(dx, 0)] = \
+        image[:, max(-dy, 0):size + min(-dy, 0), max(-dx, 0):size + min(-dx, 0)]
+    return out
+
+
+def test_diffaugment_shifts_and_cuts_each_image_at_random_and_passes_gradients_to_g():
+    from src.augment import DiffAugment
+
+    images = np.random.default_rng(0).uniform(-1, 1, (16, 3, 32, 32)).astype(np.float32)
+    translation = DiffAugment("translation", 32, seed=1)
+    out = translation(ms.Tensor(images)).asnumpy()
+    shifts = set()
+    for image, moved in zip(images, out):  # each image is its own shift by at most 32/8 = 4 pixels each way
+        found = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
+                 if np.array_equal(moved, shifted(image, dy, dx))]
+        assert len(found) == 1, "not a shift of at most 4 pixels"
+        shifts.add(found[0])
+    assert len(shifts) > 8  # drawn per image, independently in x and y
+
+    holes = DiffAugment("cutout", 32, seed=1)(ms.Tensor(np.ones((16, 1, 32, 32), np.float32))).asnumpy()[:, 0]
+    for hole in holes == 0:  # one axis-aligned rectangle of zeros per image, at most half the image on each side
+        rows, columns = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+        assert 8 <= len(rows) <= 16 and 8 <= len(columns) <= 16
+        assert hole.sum() == len(rows) * len(columns) and np.ptp(rows) == len(rows) - 1
+    assert len({hole.tobytes() for hole in holes}) > 8
+
+    everything = DiffAugment("color,translation,cutout", 32, seed=1)
+
+    def augmented_energy(x):
+        return (everything(x) ** 2).sum()
+
+    grad = ms.grad(augmented_energy)(ms.Tensor(images)).asnumpy()
+    assert np.isfinite(grad).all() and (grad != 0).mean() > 0.5  # G's gradient flows back through the augmentation
+
+
+def test_the_augmented_losses_see_augmented_images_in_both_steps():
+    """WithLossCellD and WithLossCellG pass every image through `augment`: with an augmentation that blanks the
+    images, D's logits no longer depend on what it was given."""
+    import mindspore.nn as nn
+    from src.cell import WithLossCellD, WithLossCellG
+    from src.discriminator import Discriminator
+
+    class Blank(nn.Cell):
+        def construct(self, x):
+            return x * 0.0
+
+    netD = Discriminator(32, 8, 1)
+    netD.set_train(False)
+    rng = np.random.default_rng(0)
+    real, fake = (ms.Tensor(rng.uniform(-1, 1, (4, 1, 32, 32)).astype(np.float32)) for _ in range(2))
+    blank = ms.Tensor(np.zeros((4, 1, 32, 32), np.float32))
+    assert float(WithLossCellD(netD, 1.0, Blank())(real, fake)[0].asnumpy()) == pytest.approx(
+        float(WithLossCellD(netD, 1.0)(blank, blank)[0].asnumpy()), rel=1e-6)
+    assert float(WithLossCellG(netD, Blank())(fake)[0].asnumpy()) == pytest.approx(
+        float(WithLossCellG(netD)(blank)[0].asnumpy()), rel=1e-6)

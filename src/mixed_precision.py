@@ -1,7 +1,7 @@
 """--amp_level: the precision a run computes in, in the model zoo's terms (O0 = fp32, O1 and O2 = mixed).
 
 - CPU: O1 and O2 both mean bf16 convolutions on the project's kernels (src/cpu/kernels/dnnl_conv.cc: bf16
-  operands, fp32 accumulation and results; the weight gradients only with AMX, see src/cpu/bf16.py); everything
+  operands, fp32 accumulation and results, in every pass; bf16_route in conv_gemm.cc picks the kernel); everything
   else (weights, Adam state, BatchNorm, losses, checkpoints) stays fp32, so checkpoints are those of an fp32 run.
   It needs native bf16 (src/cpu/bf16.py): asking for it elsewhere is refused before any work.
 - GPU and Ascend: mindspore.amp at that level in float16 (O1: the operators on MindSpore's float16 list; O2: all but

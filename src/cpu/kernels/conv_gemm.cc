@@ -92,26 +92,32 @@ struct Taps {
     bool all(int64_t k) const { return kh0 == 0 && kw0 == 0 && kh1 == k && kw1 == k; }
 };
 
+// Calls visit(b, taps, pixel) for each output pixel (oh, ow) of images [first, last), pixel = (b * ho + oh) * wo + ow
+// being its row of col.
+template <typename Visit>
+void for_each_output_pixel(const ConvGeometry &g, int64_t first, int64_t last, Visit visit) {
+    for (int64_t b = first; b < last; ++b)
+        for (int64_t oh = 0; oh < g.ho; ++oh)
+            for (int64_t ow = 0; ow < g.wo; ++ow) visit(b, Taps(g, oh, ow), (b * g.ho + oh) * g.wo + ow);
+}
+
 // col[(b, oh, ow), (ci, kh, kw)] = x[b, oh * s - p + kh, ow * s - p + kw, ci], zero outside the image.
 // KS: the kernel size when known at compile time (DCGAN's 4), so the inner loops unroll; 0: g.k at run time.
 template <int KS>
 void im2col(const ConvGeometry &g, const float *x, float *col) {
     const int64_t k = KS ? KS : g.k, kk = k * k, K = g.c * kk, row = g.w * g.c;
     parallel_range(g.n, [&](int64_t first, int64_t last) {
-        for (int64_t b = first; b < last; ++b)
-            for (int64_t oh = 0; oh < g.ho; ++oh)
-                for (int64_t ow = 0; ow < g.wo; ++ow) {
-                    const Taps t(g, oh, ow);
-                    float *out = col + ((b * g.ho + oh) * g.wo + ow) * K;
-                    const float *in = x + (b * g.h + t.ih0) * row + t.iw0 * g.c;  // tap (0, 0), channel 0
-                    if (!t.all(k)) std::memset(out, 0, K * sizeof(float));
-                    for (int64_t kh = t.kh0; kh < t.kh1; ++kh)
-                        for (int64_t kw = t.kw0; kw < t.kw1; ++kw) {
-                            const float *pixel = in + kh * row + kw * g.c;
-                            float *tap = out + kh * k + kw;
-                            for (int64_t ci = 0; ci < g.c; ++ci) tap[ci * kk] = pixel[ci];
-                        }
+        for_each_output_pixel(g, first, last, [&](int64_t b, const Taps &t, int64_t pixel) {
+            float *out = col + pixel * K;
+            const float *in = x + (b * g.h + t.ih0) * row + t.iw0 * g.c;  // tap (0, 0), channel 0
+            if (!t.all(k)) std::memset(out, 0, K * sizeof(float));
+            for (int64_t kh = t.kh0; kh < t.kh1; ++kh)
+                for (int64_t kw = t.kw0; kw < t.kw1; ++kw) {
+                    const float *from = in + kh * row + kw * g.c;
+                    float *tap = out + kh * k + kw;
+                    for (int64_t ci = 0; ci < g.c; ++ci) tap[ci * kk] = from[ci];
                 }
+        });
     });
 }
 
@@ -122,19 +128,16 @@ void col2im(const ConvGeometry &g, const float *dcol, float *dx) {
     const int64_t k = KS ? KS : g.k, kk = k * k, K = g.c * kk, row = g.w * g.c, image = g.h * row;
     parallel_range(g.n, [&](int64_t first, int64_t last) {
         std::memset(dx + first * image, 0, (last - first) * image * sizeof(float));
-        for (int64_t b = first; b < last; ++b)
-            for (int64_t oh = 0; oh < g.ho; ++oh)
-                for (int64_t ow = 0; ow < g.wo; ++ow) {
-                    const Taps t(g, oh, ow);
-                    const float *in = dcol + ((b * g.ho + oh) * g.wo + ow) * K;
-                    float *out = dx + (b * g.h + t.ih0) * row + t.iw0 * g.c;
-                    for (int64_t kh = t.kh0; kh < t.kh1; ++kh)
-                        for (int64_t kw = t.kw0; kw < t.kw1; ++kw) {
-                            float *pixel = out + kh * row + kw * g.c;
-                            const float *tap = in + kh * k + kw;
-                            for (int64_t ci = 0; ci < g.c; ++ci) pixel[ci] += tap[ci * kk];
-                        }
+        for_each_output_pixel(g, first, last, [&](int64_t b, const Taps &t, int64_t pixel) {
+            const float *in = dcol + pixel * K;
+            float *out = dx + (b * g.h + t.ih0) * row + t.iw0 * g.c;
+            for (int64_t kh = t.kh0; kh < t.kh1; ++kh)
+                for (int64_t kw = t.kw0; kw < t.kw1; ++kw) {
+                    float *to = out + kh * row + kw * g.c;
+                    const float *tap = in + kh * k + kw;
+                    for (int64_t ci = 0; ci < g.c; ++ci) to[ci] += tap[ci * kk];
                 }
+        });
     });
 }
 
@@ -196,16 +199,13 @@ bf16_t *to_bf16(const void *values, int64_t n, int slot) {
 void im2col_taps_last(const ConvGeometry &g, const float *x, bf16_t *col) {
     const int64_t K = g.c * g.k * g.k, row = g.w * g.c;
     parallel_range(g.n, [&](int64_t first, int64_t last) {
-        for (int64_t b = first; b < last; ++b)
-            for (int64_t oh = 0; oh < g.ho; ++oh)
-                for (int64_t ow = 0; ow < g.wo; ++ow) {
-                    const Taps t(g, oh, ow);
-                    bf16_t *out = col + ((b * g.ho + oh) * g.wo + ow) * K;
-                    if (!t.all(g.k)) std::memset(out, 0, K * sizeof(bf16_t));
-                    for (int64_t kh = t.kh0; kh < t.kh1; ++kh)
-                        to_bf16(x + (b * g.h + t.ih0 + kh) * row + (t.iw0 + t.kw0) * g.c,
-                                out + (kh * g.k + t.kw0) * g.c, (t.kw1 - t.kw0) * g.c);
-                }
+        for_each_output_pixel(g, first, last, [&](int64_t b, const Taps &t, int64_t pixel) {
+            bf16_t *out = col + pixel * K;
+            if (!t.all(g.k)) std::memset(out, 0, K * sizeof(bf16_t));
+            for (int64_t kh = t.kh0; kh < t.kh1; ++kh)
+                to_bf16(x + (b * g.h + t.ih0 + kh) * row + (t.iw0 + t.kw0) * g.c, out + (kh * g.k + t.kw0) * g.c,
+                        (t.kw1 - t.kw0) * g.c);
+        });
     });
 }
 
@@ -215,41 +215,37 @@ void col2im_taps_last(const ConvGeometry &g, const float *dcol, float *dx) {
     const int64_t K = g.c * g.k * g.k, row = g.w * g.c, image = g.h * row;
     parallel_range(g.n, [&](int64_t first, int64_t last) {
         std::memset(dx + first * image, 0, (last - first) * image * sizeof(float));
-        for (int64_t b = first; b < last; ++b)
-            for (int64_t oh = 0; oh < g.ho; ++oh)
-                for (int64_t ow = 0; ow < g.wo; ++ow) {
-                    const Taps t(g, oh, ow);
-                    const float *in = dcol + ((b * g.ho + oh) * g.wo + ow) * K;
-                    const int64_t run = (t.kw1 - t.kw0) * g.c;
-                    for (int64_t kh = t.kh0; kh < t.kh1; ++kh) {
-                        const float *from = in + (kh * g.k + t.kw0) * g.c;
-                        float *to = dx + (b * g.h + t.ih0 + kh) * row + (t.iw0 + t.kw0) * g.c;
-                        for (int64_t i = 0; i < run; ++i) to[i] += from[i];
-                    }
-                }
+        for_each_output_pixel(g, first, last, [&](int64_t b, const Taps &t, int64_t pixel) {
+            const float *in = dcol + pixel * K;
+            const int64_t run = (t.kw1 - t.kw0) * g.c;
+            for (int64_t kh = t.kh0; kh < t.kh1; ++kh) {
+                const float *from = in + (kh * g.k + t.kw0) * g.c;
+                float *to = dx + (b * g.h + t.ih0 + kh) * row + (t.iw0 + t.kw0) * g.c;
+                for (int64_t i = 0; i < run; ++i) to[i] += from[i];
+            }
+        });
+    });
+}
+
+// Calls f(taps_last, oihw) for every weight, with its index in the taps-last (o, kh, kw, ci) order and in OIHW.
+template <typename F>
+void for_each_weight(const ConvGeometry &g, F f) {
+    const int64_t kk = g.k * g.k;
+    parallel_range(g.o, [&](int64_t first, int64_t last) {
+        for (int64_t o = first; o < last; ++o)
+            for (int64_t tap = 0; tap < kk; ++tap)
+                for (int64_t ci = 0; ci < g.c; ++ci) f((o * kk + tap) * g.c + ci, (o * g.c + ci) * kk + tap);
     });
 }
 
 // The OIHW weights as the bf16 (o x K) matrix of the taps-last products: w[o, (kh, kw, ci)].
 void weights_taps_last(const ConvGeometry &g, const float *oihw, bf16_t *w) {
-    const int64_t kk = g.k * g.k;
-    parallel_range(g.o, [&](int64_t first, int64_t last) {
-        for (int64_t o = first; o < last; ++o)
-            for (int64_t tap = 0; tap < kk; ++tap)
-                for (int64_t ci = 0; ci < g.c; ++ci)
-                    w[(o * kk + tap) * g.c + ci] = to_bf16(oihw[(o * g.c + ci) * kk + tap]);
-    });
+    for_each_weight(g, [&](int64_t taps_last, int64_t index) { w[taps_last] = to_bf16(oihw[index]); });
 }
 
 // The weight gradient in OIHW from the taps-last product's (o, kh, kw, ci).
 void weights_to_oihw(const ConvGeometry &g, const float *product, float *dw) {
-    const int64_t kk = g.k * g.k;
-    parallel_range(g.o, [&](int64_t first, int64_t last) {
-        for (int64_t o = first; o < last; ++o)
-            for (int64_t tap = 0; tap < kk; ++tap)
-                for (int64_t ci = 0; ci < g.c; ++ci)
-                    dw[(o * g.c + ci) * kk + tap] = product[(o * kk + tap) * g.c + ci];
-    });
+    for_each_weight(g, [&](int64_t taps_last, int64_t index) { dw[index] = product[taps_last]; });
 }
 
 // The product of `pass` for this geometry, built on first use.

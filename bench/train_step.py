@@ -43,6 +43,7 @@ def main():
                    help="O0 fp32; O1/O2 mixed precision as train.py runs it (CPU: bf16 convolutions)")
     p.add_argument("--fused", choices=("on", "off"), default="on",
                    help="on: G's step reuses its forward pass (training's step); off: the step cells' two-pass form")
+    p.add_argument("--diffaug", default="", help="DiffAugment policies, as train.py's --diffaug (default none)")
     p.add_argument("--device_target", default="CPU")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads (0: all cores): the project's kernels (DCGAN_CPU_THREADS) and MindSpore's own ops")
@@ -53,7 +54,7 @@ def main():
     cfg = resolve_train_config(parse_train_args([
         "--dataset", "fake", "--device_target", a.device_target, "--batch_size", str(a.batch_size),
         "--image_size", str(a.image_size), "--nc", str(a.nc), "--ngf", str(a.ngf), "--ndf", str(a.ndf),
-        "--fast_cpu", a.fast_cpu, "--amp_level", a.amp_level]))
+        "--fast_cpu", a.fast_cpu, "--amp_level", a.amp_level, "--diffaug", a.diffaug]))
     check_amp_level(cfg)  # as train.py: no native bf16, no mixed precision on CPU
     from src.cpu import device  # before MindSpore is imported, as train.py does
     note = device.prepare_cpu_environment(a.device_target, a.fast_cpu)
@@ -92,8 +93,8 @@ def main():
     cpu = f"{cpu_model()}, {isa}" + (", native bf16" if not native_bf16_problem() else "")
     print(json.dumps({
         "impl": "mindspore", "mindspore": ms.__version__, "device_target": cfg["device_target"], "cpu": cpu,
-        "fast_cpu": cfg["fast_cpu"], "amp_level": a.amp_level, "fused": a.fused, "env": note, "batch_size": a.batch_size,
-        "image_size": a.image_size, "nc": a.nc,
+        "fast_cpu": cfg["fast_cpu"], "amp_level": a.amp_level, "fused": a.fused, "diffaug": cfg["diffaug"] or "off",
+        "env": note, "batch_size": a.batch_size, "image_size": a.image_size, "nc": a.nc,
         "ngf": a.ngf, "ndf": a.ndf, "steps": a.steps, "warmup_s": round(warmup_s, 1),
         "median_ms": round(1000 * median, 1), "min_ms": round(1000 * times[0], 1),
         "images_per_s": round(a.batch_size / median, 1)}))

@@ -7,8 +7,8 @@ the augmentations. Policies, applied in this order (the paper's names and streng
   color        per image: brightness + U(-0.5, 0.5), saturation x U(0, 2) (3-channel images), contrast x U(0.5, 1.5)
   translation  per image: a shift of up to 1/8 of the image size in x and in y, the uncovered border zero
   cutout       per image: a square of half the image size set to zero, centred anywhere in the image
-Zero is mid-grey for images in [-1, 1]. The draws come from MindSpore's random operators seeded with the run's seed;
-a resumed run draws them afresh.
+Zero is mid-grey for images in [-1, 1]. The draws come from MindSpore's random operator seeded with the run's seed
+(the same draws on every rank, each for its own images); a resumed run draws them afresh.
 """
 import mindspore as ms
 import mindspore.nn as nn

@@ -253,8 +253,7 @@ def resume_config(saved, args):
     # Runs saved before --amp_level, --recipe, --real_label and --diffaug existed trained in fp32 with hard labels
     # and no augmentation.
     cfg = {"split": "all", "amp_level": "O0", "recipe": "default", "real_label": 1.0, "diffaug": "", **RUN_DEFAULTS,
-           **saved,
-           "resume": True, "netG": None, "netD": None}
+           **saved, "resume": True, "netG": None, "netD": None}
     changes = []
     old_path = cfg.get("output_path")
     cfg["output_path"] = args.output_path

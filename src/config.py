@@ -32,6 +32,7 @@ COMMON = dict(
     ema_decay=0.99,  # moving average of G's weights, sampled and saved (0: off, the paper's G); see src/ema.py
     real_label=1.0,  # D's target for real images; < 1: one-sided label smoothing (src/cell.py)
     diffaug="",  # DiffAugment policies for D's inputs, e.g. "translation,cutout" ("": none; src/augment.py)
+    d_contrastive=0.0,  # weight of D's contrastive loss on real images (0: off, the paper's D; src/contrastive.py)
     metrics_interval=None,  # sample-quality metrics every N steps (None: at every checkpoint; 0: never)
     metrics_num_images=1000,  # generated images per quality measurement during training
 )
@@ -56,6 +57,9 @@ CONFIGS = {
     "mindrecord": dict(COMMON),  # prepare_data.py's output; --image_size must be the one it was converted at
 }
 
+# --d_contrastive's largest weight: beyond it the contrastive term drowns D's real-vs-fake loss (a typo guard).
+MAX_CONTRASTIVE_WEIGHT = 100.0
+
 # --diffaug: DiffAugment's policies (src/augment.py), in the order they apply.
 DIFFAUG_POLICIES = ("color", "translation", "cutout")
 
@@ -72,7 +76,8 @@ def parse_diffaug(text):
 
 # --recipe: named sets of training settings, applied over the dataset's dict and under the command line.
 # "paper": Radford et al.'s DCGAN exactly (no averaged G, hard labels, one learning rate).
-RECIPES = {"default": {}, "paper": dict(ema_decay=0.0, real_label=1.0, diffaug="", lr=2e-4, lr_d=None)}
+RECIPES = {"default": {}, "paper": dict(ema_decay=0.0, real_label=1.0, diffaug="", d_contrastive=0.0, lr=2e-4,
+                                        lr_d=None)}
 
 DATASET_NAMES = tuple(CONFIGS)  # src/data/options.py's DATASETS, the built-in demo first
 DEFAULT_DATASET = "digits"
@@ -120,7 +125,7 @@ def train_parser():
         p.add_argument("--" + name, type=int, default=None)
     p.add_argument("--recipe", choices=tuple(RECIPES), default=None,
                    help="paper: the paper's DCGAN exactly (--lr 2e-4 for both networks, --ema_decay 0 "
-                        "--real_label 1, no --diffaug); default: this project's (G at twice D's rate, averaged G)")
+                        "--real_label 1, no --diffaug, no --d_contrastive); default: this project's (G at twice D's rate, averaged G)")
     p.add_argument("--lr", type=float, default=None,
                    help="G's Adam learning rate, and D's unless --lr_d is given (default 4e-4, D 2e-4; digits and "
                         "--recipe paper: 2e-4 for both)")
@@ -130,6 +135,9 @@ def train_parser():
     p.add_argument("--diffaug", default=None, metavar="POLICIES",
                    help="DiffAugment: augment every image D sees, real and fake, with these comma-separated "
                         f"policies ({', '.join(DIFFAUG_POLICIES)}; default none)")
+    p.add_argument("--d_contrastive", type=float, default=None, metavar="WEIGHT",
+                   help="D also learns SimCLR's contrastive task on two augmented views of each real image, with "
+                        "this weight in its loss: better D features for verify.py (default 0: off)")
     return p
 
 
@@ -188,6 +196,9 @@ def check_config(cfg):
     if real_label is not None and not 0.5 < real_label <= 1:  # None: a run saved before the option (1)
         raise UserError(f"--real_label must be in (0.5, 1] (1: no label smoothing), not {cfg['real_label']}")
     cfg["diffaug"] = parse_diffaug(cfg.get("diffaug"))
+    if not 0 <= (cfg.get("d_contrastive") or 0.0) <= MAX_CONTRASTIVE_WEIGHT:  # None: a run saved before it (0)
+        raise UserError(f"--d_contrastive must be in [0, {MAX_CONTRASTIVE_WEIGHT:g}] (0: off), "
+                        f"not {cfg['d_contrastive']}")
     if cfg.get("lr_d") is not None and not cfg["lr_d"] > 0:
         raise UserError(f"--lr_d must be positive, not {cfg['lr_d']}")
     if not (cfg["lr"] > 0 and 0 <= cfg["beta1"] < 1):
@@ -215,7 +226,8 @@ SAVED_TYPES = {"dataset": str, "data_path": (str, type(None)), "split": str, "de
                "ema_decay": (int, float, type(None)), "metrics_interval": (int, type(None)),
                "data_fingerprint": (dict, type(None)), "data_changes": list, "data": dict,
                "amp_level": (str, type(None)),
-               "real_label": (int, float, type(None)), "recipe": (str, type(None)), "diffaug": (str, type(None))}
+               "real_label": (int, float, type(None)), "recipe": (str, type(None)), "diffaug": (str, type(None)),
+               "d_contrastive": (int, float, type(None))}
 
 
 def check_saved(saved, path):
@@ -250,10 +262,10 @@ def resume_config(saved, args):
     comparison starts again (src/run/directory.py read_quality)."""
     check_saved(saved, os.path.join(args.output_path, "config.json"))
     # Runs saved before --split existed read train and test together: resume them on the same images.
-    # Runs saved before --amp_level, --recipe, --real_label and --diffaug existed trained in fp32 with hard labels
-    # and no augmentation.
-    cfg = {"split": "all", "amp_level": "O0", "recipe": "default", "real_label": 1.0, "diffaug": "", **RUN_DEFAULTS,
-           **saved, "resume": True, "netG": None, "netD": None}
+    # Runs saved before --amp_level, --recipe, --real_label, --diffaug and --d_contrastive existed trained in fp32
+    # with hard labels, no augmentation and the paper's D.
+    cfg = {"split": "all", "amp_level": "O0", "recipe": "default", "real_label": 1.0, "diffaug": "",
+           "d_contrastive": 0.0, **RUN_DEFAULTS, **saved, "resume": True, "netG": None, "netD": None}
     changes = []
     old_path = cfg.get("output_path")
     cfg["output_path"] = args.output_path

@@ -7,6 +7,7 @@ BCE-with-logits (see src/cell.py), which never takes log(0) when D saturates.
 import mindspore.nn as nn
 import mindspore.ops as ops
 
+from src.contrastive import ProjectionHead
 from src.cpu.fast_layers import TO_CHANNELS_FIRST, TO_CHANNELS_LAST
 from src.layers import PaperLayers
 
@@ -19,10 +20,11 @@ class Discriminator(nn.Cell):
     """Images (B, nc, S, S) -> logits (B,). `features` exposes every conv stage for the representation test.
 
     `layers` supplies the building blocks (src/layers.py); with channels-last layers the images are transposed once
-    on the way in, and `features` gives its stages back in NCHW.
+    on the way in, and `features` gives its stages back in NCHW. projection_head: D also gets the projection head
+    of --d_contrastive (src/contrastive.py), trained and saved with D, unused by its logits.
     """
 
-    def __init__(self, image_size=32, ndf=64, nc=3, layers=None):
+    def __init__(self, image_size=32, ndf=64, nc=3, layers=None, projection_head=False):
         super().__init__()
         layers = layers or PaperLayers()
         widths = [ndf * m for m in STAGES[image_size]]
@@ -33,6 +35,8 @@ class Discriminator(nn.Cell):
         self.head = layers.to_logit(widths[-1])  # 4x4 -> 1x1, one logit: no BN, no activation
         self.channels_last = layers.channels_last
         layers.check(self)
+        if projection_head:
+            self.projection = ProjectionHead(widths[-1] * 4 * 4)  # the last stage is 4x4 at every image size
 
     def construct(self, x):
         if self.channels_last:

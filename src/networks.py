@@ -4,6 +4,7 @@ import mindspore as ms
 import mindspore.nn as nn
 
 from src.augment import build_augment
+from src.contrastive import build_contrastive
 from src.dcgan import DCGAN
 from src.discriminator import Discriminator
 from src.generator import Generator
@@ -24,7 +25,8 @@ def build_networks(cfg):
     """G and D of the configured architecture, initialised from the seed (so every rank starts identical)."""
     rng = np.random.default_rng(cfg["seed"])
     netG = build_generator(cfg, mixed_precision=True)
-    netD = Discriminator(cfg["image_size"], cfg["ndf"], cfg["nc"], layers=layers_for(cfg))
+    netD = Discriminator(cfg["image_size"], cfg["ndf"], cfg["nc"], layers=layers_for(cfg),
+                         projection_head=bool(cfg.get("d_contrastive")))
     init_weights(netG, rng)
     init_weights(netD, rng)
     return netG, netD
@@ -40,7 +42,7 @@ def build_training_step(cfg, fused=True):
     optimizerD = nn.Adam(netD.trainable_params(), learning_rate=lr_d, beta1=cfg["beta1"])
     stepG, stepD = apply_to_networks(cfg, netG, netD)  # float16 on GPU/Ascend: the same Parameters
     cells = step_cells(stepG, stepD, optimizerG, optimizerD, loss_scaled(cfg), cfg.get("real_label") or 1.0,
-                       build_augment(cfg))
+                       build_augment(cfg), build_contrastive(cfg, stepD))
     train_step = DCGAN(*cells, fused=fused)
     train_step.set_train(True)
     return train_step, netG, netD, optimizerG, optimizerD

@@ -56,8 +56,8 @@ class _TrainOneStep(nn.TrainOneStepCell):
 class TrainOneStepCellD(_TrainOneStep):
     """One Adam step of D on a real and a (detached) fake batch: (real, fake) -> (loss_d, D(x), D(G(z)))."""
 
-    def __init__(self, netD, optimizerD, real_label=1.0, augment=None):
-        super().__init__(WithLossCellD(netD, real_label, augment), optimizerD)
+    def __init__(self, netD, optimizerD, real_label=1.0, augment=None, contrastive=None):
+        super().__init__(WithLossCellD(netD, real_label, augment, contrastive), optimizerD)
         self.netD = netD
 
 
@@ -123,8 +123,9 @@ class _LossScaledTrainOneStep(nn.TrainOneStepWithLossScaleCell):
 class LossScaledTrainOneStepCellD(_LossScaledTrainOneStep):
     """TrainOneStepCellD with dynamic loss scaling: (real, fake) -> (loss_d, D(x), D(G(z)), overflow)."""
 
-    def __init__(self, netD, optimizerD, real_label=1.0, scale_window=LOSS_SCALE_WINDOW, augment=None):
-        super().__init__(WithLossCellD(netD, real_label, augment), optimizerD, "d", scale_window)
+    def __init__(self, netD, optimizerD, real_label=1.0, scale_window=LOSS_SCALE_WINDOW, augment=None,
+                 contrastive=None):
+        super().__init__(WithLossCellD(netD, real_label, augment, contrastive), optimizerD, "d", scale_window)
         self.netD = netD
 
 
@@ -149,12 +150,14 @@ def loss_scale_entries(train_step):
     return entries
 
 
-def step_cells(netG, netD, optimizerG, optimizerD, loss_scaled=False, real_label=1.0, augment=None):
+def step_cells(netG, netD, optimizerG, optimizerD, loss_scaled=False, real_label=1.0, augment=None,
+               contrastive=None):
     """(D's step cell, G's step cell): with a dynamic loss scale each when `loss_scaled` (float16 training);
     real_label: D's target for real images (< 1: one-sided label smoothing, see src/cell.py); augment: the
-    DiffAugment cell both steps pass D's inputs through (src/augment.py), or None."""
+    DiffAugment cell both steps pass D's inputs through (src/augment.py), or None; contrastive: D's contrastive
+    loss (src/contrastive.py), or None."""
     if loss_scaled:
-        return (LossScaledTrainOneStepCellD(netD, optimizerD, real_label, augment=augment),
+        return (LossScaledTrainOneStepCellD(netD, optimizerD, real_label, augment=augment, contrastive=contrastive),
                 LossScaledTrainOneStepCellG(netG, netD, optimizerG, augment=augment))
-    return (TrainOneStepCellD(netD, optimizerD, real_label, augment),
+    return (TrainOneStepCellD(netD, optimizerD, real_label, augment, contrastive),
             TrainOneStepCellG(netG, netD, optimizerG, augment))

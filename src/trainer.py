@@ -17,6 +17,7 @@ from src.ema import GeneratorEMA
 from src.errors import UserError
 from src.evaluation.tracker import QualityTracker
 from src.formatting import format_duration
+from src.contrastive import describe as describe_contrastive
 from src.mixed_precision import describe as describe_precision
 from src.networks import build_generator, build_training_step, parameter_checksum
 from src.outputs.visuals import save_grid
@@ -100,7 +101,8 @@ class Trainer:
                       f"per device, global batch {cfg['batch_size'] * self.world.size}; "
                       f"lr G {cfg['lr']}, D {cfg.get('lr_d') or cfg['lr']} (not rescaled); recipe "
                       f"{cfg.get('recipe') or 'default'}, D's real label {cfg.get('real_label') or 1.0}, "
-                      f"DiffAugment {cfg.get('diffaug') or 'off'}")
+                      f"DiffAugment {cfg.get('diffaug') or 'off'}, "
+                      f"{describe_contrastive(cfg)}")
         self.log.info(f"G {count(self.netG):,} parameters, D {count(self.netD):,}; {self.steps_per_epoch} steps/epoch, "
                       f"{self.total_steps} steps in all; run directory {os.path.abspath(self.dir)}")
         self.log.info(describe_precision(cfg))

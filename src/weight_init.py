@@ -1,4 +1,6 @@
 """DCGAN weight initialisation (paper, section 4): conv weights ~ N(0, 0.02), BN gamma ~ N(1, 0.02), beta = 0.
+The dense layers of --d_contrastive's projection head, which the paper does not have, start as LeCun normal
+(N(0, 1 / fan_in), bias 0), so that each keeps the scale of its input.
 
 One NumPy generator seeded once from --seed draws every tensor in turn, so layers of the same shape get different
 weights. (The model zoo re-seeds NumPy inside its initializer on every call, which gives every same-shape layer
@@ -17,6 +19,9 @@ def init_weights(net, rng):
         elif isinstance(cell, nn.BatchNorm2d):
             set_value(cell.gamma, rng.normal(1.0, 0.02, cell.gamma.shape))
             set_value(cell.beta, np.zeros(cell.beta.shape))
+        elif isinstance(cell, nn.Dense):
+            set_value(cell.weight, rng.normal(0.0, 1.0 / np.sqrt(cell.in_channels), cell.weight.shape))
+            set_value(cell.bias, np.zeros(cell.bias.shape))
 
 
 def set_value(parameter, array):

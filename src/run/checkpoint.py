@@ -78,6 +78,7 @@ def remove_partial_files(run_dir):
 
 
 LOSS_SCALE_GROUP = "loss_scale"
+PROJECTION_HEAD_PREFIX = "projection."  # D's --d_contrastive head (src/discriminator.py), optional in a warm start
 
 
 def network_entries(net):
@@ -199,8 +200,13 @@ def latest_training_state(run_dir, warn):
 
 
 def load_network(path, net):
-    """Warm-start or evaluate: load a generator_/discriminator_ checkpoint into `net`."""
-    assign(network_entries(net), read_checkpoint(path), path)
+    """Warm-start or evaluate: load a generator_/discriminator_ checkpoint into `net`. A checkpoint's extra entries
+    are left alone (a --d_contrastive D's projection head, for tools that build D without it), and a D with the head
+    takes a checkpoint without one (a warm start): the head keeps its initial weights."""
+    params = read_checkpoint(path)
+    entries = [(name, p) for name, p in network_entries(net)
+               if name in params or not name.startswith(PROJECTION_HEAD_PREFIX)]
+    assign(entries, params, path)
 
 
 def network_architecture(path):

@@ -109,3 +109,27 @@ def test_a_contrastive_ds_checkpoint_serves_a_plain_d_and_a_plain_one_warm_start
     assert all(np.array_equal(p.asnumpy(), head_before[name])
                for name, p in network_entries(fresh) if name.startswith("projection."))
     np.testing.assert_array_equal(fresh.blocks[0][0].weight.asnumpy(), with_head.blocks[0][0].weight.asnumpy())
+
+
+def test_a_contrastive_run_trains_resumes_with_its_head_and_verify_reads_its_d(tmp_path):
+    import json
+    from tests.cli import check, run_tool, train
+    from tests.trained_run import SMALL_RUN
+
+    run = tmp_path / "run"
+    args = [*SMALL_RUN, "--output_path", str(run), "--d_contrastive", "5"]
+    result = train(*args)
+    assert "D's contrastive loss x 5 (in loss_d)" in result.stdout
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss_d"]) and r["loss_d"] > 0 for r in records)
+    saved = ms.load_checkpoint(str(run / "ckpt" / "train_state_00000002.ckpt"))
+    assert {"D/projection.mlp.0.weight", "optD/moment1.projection.mlp.2.weight"} <= set(saved)  # head and its Adam
+
+    resumed = train("--resume", "--output_path", str(run), "--max_steps", "3")
+    assert "resumed from" in resumed.stdout and "D's contrastive loss x 5" in resumed.stdout
+    head = ms.load_checkpoint(str(run / "ckpt" / "discriminator_00000003.ckpt"))["projection.mlp.0.weight"]
+    assert not np.array_equal(head.asnumpy(), saved["D/projection.mlp.0.weight"].asnumpy())  # it went on learning
+
+    report = json.loads(check(run_tool("verify.py", "--ckpt_file", run, "--dataset", "digits", "--num_labels", "60",
+                                       "--output_path", tmp_path)).stdout.strip().splitlines()[-1])
+    assert report["checkpoint"].endswith("discriminator_00000003.ckpt") and 0.5 < report["accuracy"] <= 1.0

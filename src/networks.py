@@ -41,8 +41,10 @@ def build_training_step(cfg, fused=True):
     lr_d = cfg.get("lr_d") or cfg["lr"]  # two time-scale update rule (Heusel et al. 2017) when it differs
     optimizerD = nn.Adam(netD.trainable_params(), learning_rate=lr_d, beta1=cfg["beta1"])
     stepG, stepD = apply_to_networks(cfg, netG, netD)  # float16 on GPU/Ascend: the same Parameters
+    # D's contrastive term runs on the fp32 D (the same Parameters): it calls D's `features` and head, which
+    # mindspore.amp's rewritten float16 cell need not keep; its gradients are scaled and checked with the rest.
     cells = step_cells(stepG, stepD, optimizerG, optimizerD, loss_scaled(cfg), cfg.get("real_label") or 1.0,
-                       build_augment(cfg), build_contrastive(cfg, stepD))
+                       build_augment(cfg), build_contrastive(cfg, netD))
     train_step = DCGAN(*cells, fused=fused)
     train_step.set_train(True)
     return train_step, netG, netD, optimizerG, optimizerD

@@ -8,7 +8,7 @@ Compare with bench/torch_reference.py (PyTorch's step, same flags) run in the sa
 
 usage: python bench/train_step.py [--batch_size 128] [--image_size 32] [--nc 3] [--ngf 64] [--ndf 64]
                                   [--steps 10] [--warmup 2] [--fast_cpu on|off] [--amp_level O0|O1|O2]
-                                  [--fused on|off]
+                                  [--fused on|off] [--diffaug POLICIES] [--d_contrastive W]
                                   [--device_target CPU] [--threads N]
 """
 import argparse
@@ -44,6 +44,8 @@ def main():
     p.add_argument("--fused", choices=("on", "off"), default="on",
                    help="on: G's step reuses its forward pass (training's step); off: the step cells' two-pass form")
     p.add_argument("--diffaug", default="", help="DiffAugment policies, as train.py's --diffaug (default none)")
+    p.add_argument("--d_contrastive", default="0",
+                   help="weight of D's contrastive loss, as train.py's --d_contrastive (default 0: off)")
     p.add_argument("--device_target", default="CPU")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads (0: all cores): the project's kernels (DCGAN_CPU_THREADS) and MindSpore's own ops")
@@ -54,7 +56,8 @@ def main():
     cfg = resolve_train_config(parse_train_args([
         "--dataset", "fake", "--device_target", a.device_target, "--batch_size", str(a.batch_size),
         "--image_size", str(a.image_size), "--nc", str(a.nc), "--ngf", str(a.ngf), "--ndf", str(a.ndf),
-        "--fast_cpu", a.fast_cpu, "--amp_level", a.amp_level, "--diffaug", a.diffaug]))
+        "--fast_cpu", a.fast_cpu, "--amp_level", a.amp_level, "--diffaug", a.diffaug,
+        "--d_contrastive", a.d_contrastive]))
     check_amp_level(cfg)  # as train.py: no native bf16, no mixed precision on CPU
     from src.cpu import device  # before MindSpore is imported, as train.py does
     note = device.prepare_cpu_environment(a.device_target, a.fast_cpu)
@@ -94,6 +97,7 @@ def main():
     print(json.dumps({
         "impl": "mindspore", "mindspore": ms.__version__, "device_target": cfg["device_target"], "cpu": cpu,
         "fast_cpu": cfg["fast_cpu"], "amp_level": a.amp_level, "fused": a.fused, "diffaug": cfg["diffaug"] or "off",
+        "d_contrastive": cfg["d_contrastive"],
         "env": note, "batch_size": a.batch_size, "image_size": a.image_size, "nc": a.nc,
         "ngf": a.ngf, "ndf": a.ndf, "steps": a.steps, "warmup_s": round(warmup_s, 1),
         "median_ms": round(1000 * median, 1), "min_ms": round(1000 * times[0], 1),

@@ -16,6 +16,7 @@ import pytest
 import mindspore as ms
 import mindspore.nn as nn
 
+from src.contrastive import ContrastiveLoss
 from src.config import parse_train_args, resolve_train_config, resume_config
 from src.cpu import bf16
 from src.discriminator import Discriminator
@@ -241,8 +242,8 @@ def test_a_resumed_bf16_run_keeps_its_amp_level_and_refuses_another(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # float16 with loss scaling (GPU/Ascend): the scaler and the step skipping, run on CPU
 
-def loss_scaled_step(scale_window=1000, amp_level=None):
-    netG, netD = Generator(32, 16, 8, 1), Discriminator(32, 8, 1)
+def loss_scaled_step(scale_window=1000, amp_level=None, d_contrastive=0.0):
+    netG, netD = Generator(32, 16, 8, 1), Discriminator(32, 8, 1, projection_head=d_contrastive > 0)
     rng = np.random.default_rng(3)
     init_weights(netG, rng)
     init_weights(netD, rng)
@@ -253,7 +254,9 @@ def loss_scaled_step(scale_window=1000, amp_level=None):
         stepG, stepD = apply_to_networks({"amp_level": amp_level, "device_target": "GPU"}, netG, netD)
         assert stepG is not netG and stepD is not netD
         assert [id(p) for p in stepG.trainable_params()] == [id(p) for p in netG.trainable_params()]
-    train_d, train_g = step_cells(stepG, stepD, optG, optD, loss_scaled=True)
+    # As src/networks.py builds it: D's contrastive term on the fp32 D, whose Parameters the float16 D shares.
+    contrastive = ContrastiveLoss(netD, d_contrastive, 32, seed=0) if d_contrastive else None
+    train_d, train_g = step_cells(stepG, stepD, optG, optD, loss_scaled=True, contrastive=contrastive)
     if scale_window != 1000:
         for cell in (train_d, train_g):
             cell.loss_scaling_manager.scale_window = scale_window
@@ -317,11 +320,15 @@ def test_loss_scaled_step_divides_the_scale_back_out():
         np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-5, atol=1e-7, err_msg=a.name)
 
 
-def test_mindspore_amp_float16_runs_on_cpu_with_batch_norm_and_names_kept():
+@pytest.mark.parametrize("d_contrastive", [0.0, 5.0])
+def test_mindspore_amp_float16_runs_on_cpu_with_batch_norm_and_names_kept(d_contrastive):
     """What GPU/Ascend run (mindspore.amp O2, float16), run on CPU: same parameter names (checkpoints), fp32
-    parameters, losses in fp32; the dynamic scale starts at 2^16 and comes down until the steps stop overflowing."""
+    parameters, losses in fp32; the dynamic scale starts at 2^16 and comes down until the steps stop overflowing.
+    With --d_contrastive too, and its projection head learns."""
     reference = [p.name for p in Generator(32, 16, 8, 1).get_parameters()]
-    step, netG, netD, _ = loss_scaled_step(amp_level="O2")
+    step, netG, netD, _ = loss_scaled_step(amp_level="O2", d_contrastive=d_contrastive)
+    head = [p for name, p in netD.parameters_and_names() if name.startswith("projection.")]  # names kept by D
+    head_before = snapshot(head)
     assert [p.name for p in netG.get_parameters()] == reference
     assert all(p.dtype == ms.float32 for p in list(netG.get_parameters()) + list(netD.get_parameters()))
     data = np.random.default_rng(0)
@@ -334,6 +341,8 @@ def test_mindspore_amp_float16_runs_on_cpu_with_batch_norm_and_names_kept():
         flags.append((bool(outputs[5].asnumpy()), bool(outputs[6].asnumpy())))
     assert flags[-1] == (False, False), flags  # the scales settled where float16 gradients fit
     assert float(step.train_d.scale_sense.asnumpy()) <= 2.0 ** 16
+    assert len(head) == (4 if d_contrastive else 0)
+    assert not any(np.array_equal(a, b) for a, b in zip(head_before, snapshot(head)))
 
 
 def test_a_float16_run_logs_its_skipped_steps_and_resumes_at_the_loss_scale_it_reached(tmp_path, monkeypatch):

@@ -125,7 +125,8 @@ def train_parser():
         p.add_argument("--" + name, type=int, default=None)
     p.add_argument("--recipe", choices=tuple(RECIPES), default=None,
                    help="paper: the paper's DCGAN exactly (--lr 2e-4 for both networks, --ema_decay 0 "
-                        "--real_label 1, no --diffaug, no --d_contrastive); default: this project's (G at twice D's rate, averaged G)")
+                        "--real_label 1, no --diffaug, no --d_contrastive); default: this project's (G at twice D's "
+                        "rate, averaged G)")
     p.add_argument("--lr", type=float, default=None,
                    help="G's Adam learning rate, and D's unless --lr_d is given (default 4e-4, D 2e-4; digits and "
                         "--recipe paper: 2e-4 for both)")

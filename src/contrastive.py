@@ -1,6 +1,6 @@
 """D's contrastive task, `--d_contrastive WEIGHT`: SimCLR's loss (Chen et al. 2020) on D's features of the real
-images, added to D's loss as ContraD does (Jeong & Shin 2021, "Training GANs with Stronger Augmentations via
-Contrastive Discriminator").
+images, added to D's real-vs-fake loss. ContraD (Jeong & Shin 2021, "Training GANs with Stronger Augmentations via
+Contrastive Discriminator") also gives D SimCLR's task; this is its simplest form, on the paper's D.
 
 The real-vs-fake task alone lets D's features stop at what tells a real digit from a drawn one; the paper's
 representation test (verify.py) then finds them barely better than an untrained D's. Here D also has to recognise
@@ -8,7 +8,9 @@ each real image under two random augmentations among all the batch's others: bot
 a small projection head maps D's last stage to a unit vector, and the NT-Xent loss pulls the two views of an image
 together and pushes the other views away. G's loss is unchanged; D's loss (loss_d in the log) includes the weighted
 term. The head belongs to D (its weights are in the discriminator checkpoint) and is used only by this loss.
-The views are DiffAugment's color, translation and cutout (src/augment.py) with draws of their own.
+The views are DiffAugment's color, translation and cutout (src/augment.py) with draws of their own. In
+data-parallel training each rank contrasts the views of its own batch (the other images are not gathered across
+ranks).
 """
 import mindspore as ms
 import mindspore.nn as nn

@@ -36,7 +36,8 @@ def test_nt_xent_is_simclrs_loss_and_rewards_views_that_agree():
 
 
 def test_d_contrastive_is_off_by_default_checked_and_fixed_when_resuming():
-    assert config()["d_contrastive"] == 0.0 and config("--recipe", "paper", "--d_contrastive", "0")["d_contrastive"] == 0
+    assert config()["d_contrastive"] == 0.0 and config("--recipe", "paper")["d_contrastive"] == 0.0
+    assert config("--recipe", "paper", "--d_contrastive", "2")["d_contrastive"] == 2.0  # a flag overrides the recipe
     assert config("--d_contrastive", "5")["d_contrastive"] == 5.0
     for bad in ("-1", "1000"):
         with pytest.raises(UserError, match=r"^--d_contrastive must be in \[0, 100\] \(0: off\), not "):

@@ -134,4 +134,3 @@ def test_a_contrastive_run_trains_resumes_with_its_head_and_verify_reads_its_d(t
     report = json.loads(check(run_tool("verify.py", "--ckpt_file", run, "--dataset", "digits", "--num_labels", "60",
                                        "--output_path", tmp_path)).stdout.strip().splitlines()[-1])
     assert report["checkpoint"].endswith("discriminator_00000003.ckpt") and 0.5 < report["accuracy"] <= 1.0
-

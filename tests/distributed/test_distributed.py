@@ -47,13 +47,16 @@ def logged(run, name, rank):
     return re.findall(rf"{name} (\S+)", log)
 
 
-def test_two_msrun_workers_stay_identical_read_different_shards_and_only_rank0_writes(tmp_path):
+@pytest.mark.parametrize("recipe", [[], ["--d_contrastive", "5"]], ids=["default", "d_contrastive"])
+def test_two_msrun_workers_stay_identical_read_different_shards_and_only_rank0_writes(tmp_path, recipe):
     run = tmp_path / "run"
-    msrun(2, "digits", run, "--max_steps", "4", *SMALL)
-    # The same parameters on both ranks (gradients all-reduced), from different data.
+    msrun(2, "digits", run, "--max_steps", "4", *SMALL, *recipe)
+    # The same parameters on both ranks (gradients all-reduced; with --d_contrastive its head's too), from different
+    # data.
     assert logged(run, "parameter checksum", 0) == logged(run, "parameter checksum", 1)
     assert logged(run, "first batch checksum", 0) != logged(run, "first batch checksum", 1)
     assert "world size 2 (this is rank 1), batch 4 per device, global batch 8" in (run / "train_rank1.log").read_text()
+    assert ("D's contrastive loss x 5" in (run / "train_rank1.log").read_text()) == bool(recipe)
     # One set of checkpoints, written by rank 0 alone; one metrics file and config.
     assert sorted(os.listdir(run / "ckpt")) == ["discriminator_00000004.ckpt", "generator_00000004.ckpt",
                                                 "train_state_00000004.ckpt"]

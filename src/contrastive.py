@@ -67,13 +67,18 @@ class ContrastiveLoss(nn.Cell):
         return self.weight * nt_xent(embeddings)
 
 
+def contrastive_weight(cfg):
+    """--d_contrastive of a run's config (0: off; None in a run saved before the option)."""
+    return float(cfg.get("d_contrastive") or 0.0)
+
+
 def describe(cfg):
     """A few words for the log header."""
-    weight = float(cfg.get("d_contrastive") or 0.0)
+    weight = contrastive_weight(cfg)
     return f"D's contrastive loss x {weight:g} (in loss_d)" if weight > 0 else "no contrastive loss"
 
 
 def build_contrastive(cfg, netD):
     """The run's contrastive loss on `netD` (the D the step trains), or None when --d_contrastive is 0."""
-    weight = float(cfg.get("d_contrastive") or 0.0)
+    weight = contrastive_weight(cfg)
     return ContrastiveLoss(netD, weight, cfg["image_size"], cfg["seed"]) if weight > 0 else None

@@ -4,7 +4,7 @@ import mindspore as ms
 import mindspore.nn as nn
 
 from src.augment import build_augment
-from src.contrastive import build_contrastive
+from src.contrastive import build_contrastive, contrastive_weight
 from src.dcgan import DCGAN
 from src.discriminator import Discriminator
 from src.generator import Generator
@@ -26,7 +26,7 @@ def build_networks(cfg):
     rng = np.random.default_rng(cfg["seed"])
     netG = build_generator(cfg, mixed_precision=True)
     netD = Discriminator(cfg["image_size"], cfg["ndf"], cfg["nc"], layers=layers_for(cfg),
-                         projection_head=bool(cfg.get("d_contrastive")))
+                         projection_head=contrastive_weight(cfg) > 0)
     init_weights(netG, rng)
     init_weights(netD, rng)
     return netG, netD

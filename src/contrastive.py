@@ -19,7 +19,7 @@ import mindspore.ops as ops
 from src.augment import DiffAugment
 
 VIEWS = "color,translation,cutout"
-TEMPERATURE = 0.2  # SimCLR's tau; ContraD uses 0.1-0.2 for small batches
+TEMPERATURE = 0.2  # SimCLR's tau, the value the MNIST probes used (bench/RESULTS.md)
 HIDDEN, PROJECTION = 256, 128
 # The views' draws: the run's seed plus this, so they never repeat --diffaug's (an operator with the same seed
 # would draw the same numbers).
@@ -47,7 +47,7 @@ def nt_xent(z, temperature=TEMPERATURE):
     similarity = ops.matmul(z, z.T) / temperature
     similarity = similarity - ops.eye(count, count, ms.float32) * 1e9  # a row is never its own partner
     partner = (z[:half] * z[half:]).sum(axis=1) / temperature
-    return ops.logsumexp(similarity, 1).mean() - ops.concat((partner, partner)).mean()
+    return ops.logsumexp(similarity, 1).mean() - partner.mean()  # row i + B has the same partner similarity as i
 
 
 class ContrastiveLoss(nn.Cell):
